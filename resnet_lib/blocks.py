@@ -1,0 +1,332 @@
+"""Building blocks of residual networks.
+
+Every block computes ``y = F(x, {W_i}) + shortcut(x)`` (He et al., 2016a, Eq. 1-2), or, with
+``residual=False``, the *plain* ``y = F(x, {W_i})`` from exactly the same layers.
+The layout and attribute names follow torchvision's ``models/resnet.py`` so that its state_dicts
+load into ours unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torchvision.ops import SqueezeExcitation
+
+NormLayer = Callable[[int], nn.Module]
+SHORTCUT_OPTIONS = ("A", "B", "C")
+
+
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1,
+            dilation: int = 1) -> nn.Conv2d:
+    """3x3 convolution with padding, no bias (a BatchNorm follows)."""
+    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=dilation,
+                     groups=groups, bias=False, dilation=dilation)
+
+
+def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
+    """1x1 convolution, no bias: changes the number of channels (and, with stride, the size)."""
+    return nn.Conv2d(in_planes, out_planes, kernel_size=1, stride=stride, bias=False)
+
+
+class ShortcutA(nn.Module):
+    """Option A: the parameter-free shortcut of He et al. (2016a), Sec. 4.2 (CIFAR-10).
+
+    Spatial size is reduced by taking every ``stride``-th pixel, and the missing channels are
+    zeros: ``shortcut(x) = [x[:, :, ::s, ::s], 0, ..., 0]``.
+    """
+
+    def __init__(self, in_planes: int, out_planes: int, stride: int) -> None:
+        super().__init__()
+        if out_planes < in_planes:
+            raise ValueError(
+                f"option A can only add channels (got {in_planes} -> {out_planes}); "
+                "use option 'B' or 'C' to reduce them"
+            )
+        self.in_planes, self.out_planes, self.stride = in_planes, out_planes, stride
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x[:, :, :: self.stride, :: self.stride]
+        return F.pad(x, (0, 0, 0, 0, 0, self.out_planes - self.in_planes))
+
+    def extra_repr(self) -> str:
+        return f"{self.in_planes}, {self.out_planes}, stride={self.stride}"
+
+
+def projection(in_planes: int, out_planes: int, stride: int,
+               norm_layer: NormLayer = nn.BatchNorm2d) -> nn.Sequential:
+    """The projection shortcut ``W_s x`` (Eq. 2): a strided 1x1 convolution and BatchNorm."""
+    return nn.Sequential(conv1x1(in_planes, out_planes, stride), norm_layer(out_planes))
+
+
+def make_shortcut(option: str, in_planes: int, out_planes: int, stride: int,
+                  norm_layer: NormLayer = nn.BatchNorm2d) -> nn.Module | None:
+    """The shortcut of one block; ``None`` means the identity.
+
+    He et al. (2016a), Sec. 4.1, compare three options:
+    A: identity, and a parameter-free zero-padding shortcut where the shape changes;
+    B: identity, and a projection where the shape changes;
+    C: a projection in every block.
+    """
+    if option not in SHORTCUT_OPTIONS:
+        raise ValueError(f"unknown shortcut option {option!r}; choose one of 'A', 'B', 'C'")
+    shape_changes = stride != 1 or in_planes != out_planes
+    if option == "C" or (option == "B" and shape_changes):
+        return projection(in_planes, out_planes, stride, norm_layer)
+    if option == "A" and shape_changes:
+        return ShortcutA(in_planes, out_planes, stride)
+    return None
+
+
+class BasicBlock(nn.Module):
+    """Two 3x3 convolutions: ``y = ReLU(BN(conv(ReLU(BN(conv(x))))) + shortcut(x))``.
+
+    He et al. (2016a), Fig. 2 and Fig. 5 (left). ``residual=False`` drops the addition:
+    the same layers then form a block of a *plain* network.
+    """
+
+    expansion: int = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: nn.Module | None = None, groups: int = 1, base_width: int = 64,
+                 dilation: int = 1, norm_layer: NormLayer | None = None,
+                 residual: bool = True) -> None:
+        super().__init__()
+        if groups != 1 or base_width != 64:
+            raise ValueError("BasicBlock only supports groups=1 and base_width=64")
+        if dilation > 1:
+            raise NotImplementedError("dilation > 1 is not supported in BasicBlock")
+        if not residual and downsample is not None:
+            raise ValueError("a plain block (residual=False) has no shortcut; pass downsample=None")
+        norm_layer = norm_layer or nn.BatchNorm2d
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn1 = norm_layer(planes)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = conv3x3(planes, planes)
+        self.bn2 = norm_layer(planes)
+        self.downsample = downsample
+        self.stride = stride
+        self.residual = residual
+
+    def residual_branch(self, x: Tensor) -> Tensor:
+        """F(x): conv-BN-ReLU-conv-BN."""
+        out = self.relu(self.bn1(self.conv1(x)))
+        return self.bn2(self.conv2(out))
+
+    def shortcut(self, x: Tensor) -> Tensor:
+        return x if self.downsample is None else self.downsample(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.residual_branch(x)
+        if self.residual:
+            out = out + self.shortcut(x)
+        return self.relu(out)
+
+
+class Bottleneck(nn.Module):
+    """1x1 (reduce) -> 3x3 -> 1x1 (expand by 4): He et al. (2016a), Fig. 5 (right).
+
+    The stride sits on the 3x3 convolution, as in torchvision ("ResNet v1.5"); the paper put it
+    on the first 1x1. ``groups`` and ``base_width`` give ResNeXt's grouped 3x3 and wide ResNets.
+    """
+
+    expansion: int = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: nn.Module | None = None, groups: int = 1, base_width: int = 64,
+                 dilation: int = 1, norm_layer: NormLayer | None = None,
+                 residual: bool = True) -> None:
+        super().__init__()
+        if not residual and downsample is not None:
+            raise ValueError("a plain block (residual=False) has no shortcut; pass downsample=None")
+        norm_layer = norm_layer or nn.BatchNorm2d
+        width = int(planes * (base_width / 64.0)) * groups
+        self.conv1 = conv1x1(inplanes, width)
+        self.bn1 = norm_layer(width)
+        self.conv2 = conv3x3(width, width, stride, groups, dilation)
+        self.bn2 = norm_layer(width)
+        self.conv3 = conv1x1(width, planes * self.expansion)
+        self.bn3 = norm_layer(planes * self.expansion)
+        self.relu = nn.ReLU(inplace=True)
+        self.downsample = downsample
+        self.stride = stride
+        self.residual = residual
+
+    def residual_branch(self, x: Tensor) -> Tensor:
+        out = self.relu(self.bn1(self.conv1(x)))
+        out = self.relu(self.bn2(self.conv2(out)))
+        return self.bn3(self.conv3(out))
+
+    def shortcut(self, x: Tensor) -> Tensor:
+        return x if self.downsample is None else self.downsample(x)
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.residual_branch(x)
+        if self.residual:
+            out = out + self.shortcut(x)
+        return self.relu(out)
+
+
+class SEBasicBlock(BasicBlock):
+    """BasicBlock with squeeze-and-excitation on F(x) before the addition (Hu et al., 2018).
+
+    ``y = ReLU(s(F(x)) * F(x) + x)`` where ``s = sigmoid(W_2 ReLU(W_1 avgpool(F(x))))`` rescales
+    each channel; ``reduction`` is the ratio r of the squeeze (16 in the paper).
+    """
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: nn.Module | None = None, reduction: int = 16, **kwargs) -> None:
+        super().__init__(inplanes, planes, stride, downsample, **kwargs)
+        out = planes * self.expansion
+        self.se = SqueezeExcitation(out, max(1, out // reduction))
+
+    def residual_branch(self, x: Tensor) -> Tensor:
+        return self.se(super().residual_branch(x))
+
+
+class SEBottleneck(Bottleneck):
+    """Bottleneck with squeeze-and-excitation on F(x) before the addition (Hu et al., 2018)."""
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1,
+                 downsample: nn.Module | None = None, reduction: int = 16, **kwargs) -> None:
+        super().__init__(inplanes, planes, stride, downsample, **kwargs)
+        out = planes * self.expansion
+        self.se = SqueezeExcitation(out, max(1, out // reduction))
+
+    def residual_branch(self, x: Tensor) -> Tensor:
+        return self.se(super().residual_branch(x))
+
+
+class PreActBasicBlock(nn.Module):
+    """Pre-activation block: ``y = x + conv(ReLU(BN(conv(ReLU(BN(x))))))``.
+
+    He et al. (2016b), "Identity Mappings in Deep Residual Networks", Fig. 1(b) and Eq. 3: BN and
+    ReLU come before each convolution and nothing follows the addition, so the identity path from
+    any block to any later one is clean. Where the shape changes, the projection shortcut is applied
+    to the pre-activated input, as in the authors' code. ``dropout`` between the two convolutions
+    gives the block of wide ResNets (Zagoruyko and Komodakis, 2016).
+    """
+
+    expansion: int = 1
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, shortcut: str = "B",
+                 residual: bool = True, dropout: float = 0.0) -> None:
+        super().__init__()
+        out_planes = planes * self.expansion
+        self.bn1 = nn.BatchNorm2d(inplanes)
+        self.conv1 = conv3x3(inplanes, planes, stride)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
+        self.conv2 = conv3x3(planes, out_planes)
+        self.relu = nn.ReLU(inplace=False)
+        self.downsample = (make_shortcut(shortcut, inplanes, out_planes, stride, _no_norm)
+                           if residual else None)
+        self.residual = residual
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = self.relu(self.bn1(x))
+        out = self.conv2(self.dropout(self.relu(self.bn2(self.conv1(pre)))))
+        if not self.residual:
+            return out
+        return out + (x if self.downsample is None else self.downsample(pre))
+
+
+class PreActBottleneck(nn.Module):
+    """Pre-activation bottleneck: BN-ReLU-1x1, BN-ReLU-3x3, BN-ReLU-1x1 (x4), plus the shortcut.
+
+    He et al. (2016b), used for ResNet-164 and ResNet-1001 on CIFAR.
+    """
+
+    expansion: int = 4
+
+    def __init__(self, inplanes: int, planes: int, stride: int = 1, shortcut: str = "B",
+                 residual: bool = True) -> None:
+        super().__init__()
+        out_planes = planes * self.expansion
+        self.bn1 = nn.BatchNorm2d(inplanes)
+        self.conv1 = conv1x1(inplanes, planes)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv2 = conv3x3(planes, planes, stride)
+        self.bn3 = nn.BatchNorm2d(planes)
+        self.conv3 = conv1x1(planes, out_planes)
+        self.relu = nn.ReLU(inplace=False)
+        self.downsample = (make_shortcut(shortcut, inplanes, out_planes, stride, _no_norm)
+                           if residual else None)
+        self.residual = residual
+
+    def forward(self, x: Tensor) -> Tensor:
+        pre = self.relu(self.bn1(x))
+        out = self.conv1(pre)
+        out = self.conv2(self.relu(self.bn2(out)))
+        out = self.conv3(self.relu(self.bn3(out)))
+        if not self.residual:
+            return out
+        return out + (x if self.downsample is None else self.downsample(pre))
+
+
+def _no_norm(channels: int) -> nn.Module:
+    # In a pre-activation block the next block's BN normalises the sum, so the projection
+    # shortcut is a bare 1x1 convolution (He et al. 2016b).
+    return nn.Identity()
+
+
+class HighwayLayer(nn.Module):
+    """A fully connected highway layer (Srivastava, Greff and Schmidhuber, 2015).
+
+    ``y = H(x) * T(x) + x * (1 - T(x))`` with the transform gate ``T(x) = sigmoid(W_T x + b_T)``
+    and the carry gate ``C = 1 - T``. ``b_T`` starts negative (the paper used -1 to -3), so the
+    layer initially carries its input through, which lets very deep highway networks train.
+    """
+
+    def __init__(self, features: int, gate_bias: float = -2.0) -> None:
+        super().__init__()
+        self.gate_bias = gate_bias
+        self.transform = nn.Linear(features, features)  # H
+        self.gate = nn.Linear(features, features)  # T
+        nn.init.constant_(self.gate.bias, gate_bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        h = torch.relu(self.transform(x))
+        t = torch.sigmoid(self.gate(x))
+        return h * t + x * (1 - t)
+
+
+class DenseLayer(nn.Module):
+    """One layer of a dense block (Huang et al., 2017): ``x_l = H_l([x_0, ..., x_{l-1}])``.
+
+    ``H_l`` is BN-ReLU-conv3x3 producing ``growth_rate`` channels; with ``bottleneck=True``
+    (DenseNet-B) a BN-ReLU-conv1x1 to ``4 * growth_rate`` channels comes first.
+    """
+
+    def __init__(self, in_channels: int, growth_rate: int, bottleneck: bool = False) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        if bottleneck:
+            inner = 4 * growth_rate
+            layers += [nn.BatchNorm2d(in_channels), nn.ReLU(), conv1x1(in_channels, inner)]
+            in_channels = inner
+        layers += [nn.BatchNorm2d(in_channels), nn.ReLU(), conv3x3(in_channels, growth_rate)]
+        self.layers = nn.Sequential(*layers)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return torch.cat([x, self.layers(x)], dim=1)
+
+
+class DenseBlock(nn.Sequential):
+    """``num_layers`` dense layers; the output has ``in_channels + num_layers * growth_rate``."""
+
+    def __init__(self, num_layers: int, in_channels: int, growth_rate: int,
+                 bottleneck: bool = False) -> None:
+        super().__init__(*[DenseLayer(in_channels + i * growth_rate, growth_rate, bottleneck)
+                           for i in range(num_layers)])
+        self.out_channels = in_channels + num_layers * growth_rate
+
+
+class Transition(nn.Sequential):
+    """Between dense blocks: BN-ReLU-conv1x1 (compresses channels), then 2x2 average pooling."""
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__(nn.BatchNorm2d(in_channels), nn.ReLU(),
+                         conv1x1(in_channels, out_channels), nn.AvgPool2d(2))

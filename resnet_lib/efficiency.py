@@ -1,0 +1,10 @@
+"""Cost of a network: parameters (and, in later chapters, FLOPs, memory, folding, quantisation)."""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
+    """Number of scalar parameters; with ``trainable_only``, only those with ``requires_grad``."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)

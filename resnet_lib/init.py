@@ -1,0 +1,69 @@
+"""Weight initialisation schemes compared in the book.
+
+- ``"kaiming"``: He et al. (2015), ``W ~ N(0, 2 / fan_out)`` for convolutions (torchvision's choice
+  for ResNets), BatchNorm scale 1 and shift 0.
+- ``"xavier"``: Glorot and Bengio (2010), ``W ~ U(-a, a)`` with ``a = sqrt(6 / (fan_in + fan_out))``
+  for convolutions and linear layers, biases 0.
+- ``"default"``: whatever each PyTorch layer's ``reset_parameters`` does (for ``Conv2d`` and
+  ``Linear``, ``U(-b, b)`` with ``b = 1 / sqrt(fan_in)``: variance ``1 / (3 fan_in)``, six times
+  smaller than He's ``2 / fan_in``).
+
+``zero_init_residual=True`` also zeroes the last BatchNorm scale of every residual branch, so each
+block starts as the identity (Goyal et al., 2017); pre-activation blocks, whose branch ends in a
+convolution, get that convolution zeroed instead.
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+from .blocks import (
+    BasicBlock,
+    Bottleneck,
+    HighwayLayer,
+    PreActBasicBlock,
+    PreActBottleneck,
+)
+
+SCHEMES = ("kaiming", "xavier", "default")
+
+
+def initialize(model: nn.Module, scheme: str = "kaiming",
+               zero_init_residual: bool = False) -> nn.Module:
+    """Re-initialise ``model`` in place with ``scheme`` and return it."""
+    if scheme not in SCHEMES:
+        raise ValueError(f"unknown init scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
+    for m in model.modules():
+        if scheme == "default":
+            if hasattr(m, "reset_parameters"):
+                m.reset_parameters()
+        elif isinstance(m, nn.Conv2d | nn.Linear):
+            if scheme == "kaiming":
+                if isinstance(m, nn.Conv2d):
+                    nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+            else:
+                nn.init.xavier_uniform_(m.weight)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
+        elif isinstance(m, nn.BatchNorm2d | nn.GroupNorm):
+            nn.init.ones_(m.weight)
+            nn.init.zeros_(m.bias)
+    for m in model.modules():
+        if isinstance(m, HighwayLayer):  # the gate's negative bias is part of the architecture
+            nn.init.constant_(m.gate.bias, m.gate_bias)
+    if zero_init_residual:
+        zero_init_last(model)
+    return model
+
+
+def zero_init_last(model: nn.Module) -> None:
+    """Zero the last scale of every residual branch so that each block starts as y = x."""
+    for m in model.modules():
+        if isinstance(m, Bottleneck):
+            nn.init.zeros_(m.bn3.weight)
+        elif isinstance(m, BasicBlock):
+            nn.init.zeros_(m.bn2.weight)
+        elif isinstance(m, PreActBottleneck):
+            nn.init.zeros_(m.conv3.weight)
+        elif isinstance(m, PreActBasicBlock):
+            nn.init.zeros_(m.conv2.weight)

@@ -1,0 +1,356 @@
+"""The networks the book discusses, each a small ``nn.Module`` built from ``resnet_lib.blocks``.
+
+ImageNet ResNets keep torchvision's constructor names and state_dict keys, so torchvision's
+weights load into them with ``strict=True``. The CIFAR family follows He et al. (2016a), Sec. 4.2.
+Every residual network takes ``residual=False`` for its *plain twin*: the same layers, no shortcuts.
+"""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from .blocks import (
+    BasicBlock,
+    Bottleneck,
+    DenseBlock,
+    HighwayLayer,
+    NormLayer,
+    PreActBasicBlock,
+    PreActBottleneck,
+    SEBasicBlock,
+    SEBottleneck,
+    Transition,
+    conv3x3,
+    make_shortcut,
+)
+from .init import initialize
+
+Block = type[BasicBlock] | type[Bottleneck]
+
+
+def _make_stage(block: Block, inplanes: int, planes: int, blocks: int, stride: int,
+                shortcut: str, residual: bool, norm_layer: NormLayer | None = None,
+                **block_kwargs) -> nn.Sequential:
+    """``blocks`` blocks; the first changes stride and width, so only it may need a projection."""
+    layers = []
+    for i in range(blocks):
+        block_in = inplanes if i == 0 else planes * block.expansion
+        block_stride = stride if i == 0 else 1
+        downsample = (make_shortcut(shortcut, block_in, planes * block.expansion, block_stride,
+                                    norm_layer or nn.BatchNorm2d) if residual else None)
+        layers.append(block(block_in, planes, block_stride, downsample, norm_layer=norm_layer,
+                            residual=residual, **block_kwargs))
+    return nn.Sequential(*layers)
+
+
+class ResNet(nn.Module):
+    """The ImageNet ResNet of He et al. (2016a), Table 1, in torchvision's layout.
+
+    stem (7x7/2 conv, 3x3/2 max-pool) -> four stages at 1/4, 1/8, 1/16, 1/32 of the input size
+    with 64, 128, 256, 512 x expansion channels -> global average pool -> fully connected.
+    """
+
+    def __init__(self, block: Block, layers: list[int], num_classes: int = 1000,
+                 zero_init_residual: bool = False, groups: int = 1, width_per_group: int = 64,
+                 norm_layer: NormLayer | None = None, shortcut: str = "B",
+                 residual: bool = True, in_channels: int = 3) -> None:
+        super().__init__()
+        norm_layer = norm_layer or nn.BatchNorm2d
+        self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
+        self.bn1 = norm_layer(64)
+        self.relu = nn.ReLU(inplace=True)
+        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
+        stage = dict(shortcut=shortcut, residual=residual, norm_layer=norm_layer,
+                     groups=groups, base_width=width_per_group)
+        self.layer1 = _make_stage(block, 64, 64, layers[0], 1, **stage)
+        self.layer2 = _make_stage(block, 64 * block.expansion, 128, layers[1], 2, **stage)
+        self.layer3 = _make_stage(block, 128 * block.expansion, 256, layers[2], 2, **stage)
+        self.layer4 = _make_stage(block, 256 * block.expansion, 512, layers[3], 2, **stage)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(512 * block.expansion, num_classes)
+        initialize(self, "kaiming", zero_init_residual)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
+        return self.fc(self.avgpool(x).flatten(1))
+
+
+def resnet18(**kwargs) -> ResNet:
+    """ResNet-18: basic blocks [2, 2, 2, 2], 11,689,512 parameters."""
+    return ResNet(BasicBlock, [2, 2, 2, 2], **kwargs)
+
+
+def resnet34(**kwargs) -> ResNet:
+    """ResNet-34: basic blocks [3, 4, 6, 3], 21,797,672 parameters."""
+    return ResNet(BasicBlock, [3, 4, 6, 3], **kwargs)
+
+
+def resnet50(**kwargs) -> ResNet:
+    """ResNet-50: bottlenecks [3, 4, 6, 3], 25,557,032 parameters."""
+    return ResNet(Bottleneck, [3, 4, 6, 3], **kwargs)
+
+
+def resnet101(**kwargs) -> ResNet:
+    """ResNet-101: bottlenecks [3, 4, 23, 3], 44,549,160 parameters."""
+    return ResNet(Bottleneck, [3, 4, 23, 3], **kwargs)
+
+
+def resnet152(**kwargs) -> ResNet:
+    """ResNet-152: bottlenecks [3, 8, 36, 3], 60,192,808 parameters."""
+    return ResNet(Bottleneck, [3, 8, 36, 3], **kwargs)
+
+
+def resnext50_32x4d(**kwargs) -> ResNet:
+    """ResNeXt-50 (32x4d), Xie et al. (2017): 32 groups of width 4 in the first stage's 3x3."""
+    return ResNet(Bottleneck, [3, 4, 6, 3], groups=32, width_per_group=4, **kwargs)
+
+
+def wide_resnet50_2(**kwargs) -> ResNet:
+    """Wide ResNet-50-2 (torchvision's): bottlenecks whose inner width is doubled."""
+    return ResNet(Bottleneck, [3, 4, 6, 3], width_per_group=64 * 2, **kwargs)
+
+
+def se_resnet50(**kwargs) -> ResNet:
+    """SE-ResNet-50, Hu et al. (2018): ResNet-50 with squeeze-and-excitation (r = 16)."""
+    return ResNet(SEBottleneck, [3, 4, 6, 3], **kwargs)
+
+
+class CifarResNet(nn.Module):
+    """The CIFAR-10 ResNet of He et al. (2016a), Sec. 4.2: depth 6n+2.
+
+    3x3 conv -> three stages of n blocks at 32x32, 16x16, 8x8 with 16, 32, 64 channels
+    (``widths``) -> global average pool -> fully connected. The book's quick profile uses the same
+    network with widths (8, 16, 32) on 16x16 single-channel digits.
+    """
+
+    def __init__(self, block: Block, blocks_per_stage: int, num_classes: int = 10,
+                 widths: tuple[int, ...] = (16, 32, 64), shortcut: str = "A",
+                 residual: bool = True, in_channels: int = 3, stem_width: int | None = None,
+                 zero_init_residual: bool = False, **block_kwargs) -> None:
+        super().__init__()
+        stem_width = stem_width or widths[0]
+        self.conv1 = conv3x3(in_channels, stem_width)
+        self.bn1 = nn.BatchNorm2d(stem_width)
+        self.relu = nn.ReLU(inplace=True)
+        inplanes = stem_width
+        for i, width in enumerate(widths):
+            stage = _make_stage(block, inplanes, width, blocks_per_stage, 1 if i == 0 else 2,
+                                shortcut, residual, **block_kwargs)
+            self.add_module(f"layer{i + 1}", stage)
+            inplanes = width * block.expansion
+        self.num_stages = len(widths)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(inplanes, num_classes)
+        initialize(self, "kaiming", zero_init_residual)
+
+    def stages(self) -> list[nn.Sequential]:
+        return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.relu(self.bn1(self.conv1(x)))
+        for stage in self.stages():
+            x = stage(x)
+        return self.fc(self.avgpool(x).flatten(1))
+
+
+def _blocks_per_stage(depth: int, layers_per_block: int, stages: int = 3, extra: int = 2,
+                      examples: str = "") -> int:
+    """Solve depth = stages * layers_per_block * n + extra for n >= 1, or explain the error."""
+    step = stages * layers_per_block
+    if not isinstance(depth, int) or isinstance(depth, bool) or depth < step + extra \
+            or (depth - extra) % step:
+        raise ValueError(f"depth must be {step}n+{extra} with n >= 1 {examples}; got {depth!r}")
+    return (depth - extra) // step
+
+
+def cifar_resnet(depth: int, num_classes: int = 10, shortcut: str = "A", residual: bool = True,
+                 widths: tuple[int, ...] = (16, 32, 64), in_channels: int = 3,
+                 block: Block = BasicBlock, **kwargs) -> CifarResNet:
+    """ResNet-``depth`` for CIFAR (He et al. 2016a, Table 6); ``residual=False``: plain-``depth``.
+
+    With basic blocks the depth is 6n+2 (20, 32, 44, 56, 110, 1202); with bottlenecks, 9n+2.
+    Option A (the default) has 0.27M, 0.46M, 0.66M, 0.85M, 1.7M and 19.4M parameters.
+    """
+    layers_per_block = 3 if issubclass(block, Bottleneck) else 2
+    n = _blocks_per_stage(depth, layers_per_block, len(widths),
+                          examples="(e.g. 20, 32, 44, 56, 110)" if layers_per_block == 2 else "")
+    return CifarResNet(block, n, num_classes, widths, shortcut, residual, in_channels, **kwargs)
+
+
+def se_resnet(depth: int, num_classes: int = 10, **kwargs) -> CifarResNet:
+    """A CIFAR ResNet whose basic blocks have squeeze-and-excitation (Hu et al., 2018)."""
+    return cifar_resnet(depth, num_classes, block=SEBasicBlock, **kwargs)
+
+
+def cifar_resnext(depth: int = 29, cardinality: int = 8, bottleneck_width: int = 64,
+                  num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
+    """ResNeXt-``depth`` (``cardinality`` x ``bottleneck_width``d) for CIFAR, Xie et al. (2017).
+
+    Depth 9n+2; a 64-channel 3x3 stem, then three stages of bottlenecks whose 3x3 convolution has
+    ``cardinality`` groups of ``bottleneck_width`` x 2^stage channels, and outputs 256, 512, 1024.
+    ResNeXt-29 8x64d has 34.4M parameters and 16x64d 68.1M (their Table 7).
+    """
+    n = _blocks_per_stage(depth, 3, examples="(e.g. 29)")
+    return CifarResNet(Bottleneck, n, num_classes, (64, 128, 256), "B", True, in_channels,
+                       stem_width=64, groups=cardinality, base_width=bottleneck_width)
+
+
+class PreActResNet(nn.Module):
+    """Pre-activation ResNet for CIFAR (He et al., 2016b): conv -> stages -> BN-ReLU -> pool -> fc.
+
+    Also the wide ResNet WRN-d-k (Zagoruyko and Komodakis, 2016), with widths (16k, 32k, 64k)
+    and a 16-channel stem.
+    """
+
+    def __init__(self, block: type[PreActBasicBlock] | type[PreActBottleneck],
+                 blocks_per_stage: int, num_classes: int = 10,
+                 widths: tuple[int, ...] = (16, 32, 64), in_channels: int = 3,
+                 stem_width: int = 16, shortcut: str = "B", residual: bool = True,
+                 **block_kwargs) -> None:
+        super().__init__()
+        self.conv1 = conv3x3(in_channels, stem_width)
+        blocks, inplanes = [], stem_width
+        for i, width in enumerate(widths):
+            for j in range(blocks_per_stage):
+                stride = 2 if i > 0 and j == 0 else 1
+                blocks.append(block(inplanes, width, stride, shortcut, residual, **block_kwargs))
+                inplanes = width * block.expansion
+        self.blocks = nn.Sequential(*blocks)
+        self.bn = nn.BatchNorm2d(inplanes)
+        self.relu = nn.ReLU(inplace=True)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(inplanes, num_classes)
+        initialize(self, "kaiming")
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = self.relu(self.bn(self.blocks(self.conv1(x))))
+        return self.fc(self.avgpool(x).flatten(1))
+
+
+def preact_resnet(depth: int, num_classes: int = 10, bottleneck: bool | None = None,
+                  widths: tuple[int, ...] = (16, 32, 64), in_channels: int = 3,
+                  shortcut: str = "B", residual: bool = True) -> PreActResNet:
+    """Pre-activation ResNet-``depth`` (He et al. 2016b): basic blocks (6n+2, e.g. ResNet-110) or
+    bottlenecks (9n+2, e.g. ResNet-164 and ResNet-1001).
+
+    ``bottleneck=None`` follows the paper's naming: bottlenecks from depth 164 up, else basic.
+    """
+    if bottleneck is None:
+        bottleneck = isinstance(depth, int) and depth >= 164
+    if bottleneck:
+        n = _blocks_per_stage(depth, 3, len(widths), examples="(e.g. 164, 1001)")
+        block: type[PreActBasicBlock] | type[PreActBottleneck] = PreActBottleneck
+    else:
+        n = _blocks_per_stage(depth, 2, len(widths), examples="(e.g. 20, 56, 110)")
+        block = PreActBasicBlock
+    return PreActResNet(block, n, num_classes, widths, in_channels, widths[0], shortcut, residual)
+
+
+def wide_resnet(depth: int, widen_factor: int, num_classes: int = 10, dropout: float = 0.0,
+                in_channels: int = 3) -> PreActResNet:
+    """WRN-``depth``-``widen_factor`` (Zagoruyko and Komodakis, 2016): depth 6n+4 as the paper
+    counts it (n blocks per stage), widths 16k, 32k, 64k, pre-activation
+    basic blocks with optional dropout between the convolutions. WRN-28-10 is reported as 36.5M.
+    """
+    n = _blocks_per_stage(depth, 2, extra=4, examples="(e.g. 16, 28, 40)")
+    k = widen_factor
+    return PreActResNet(PreActBasicBlock, n, num_classes, (16 * k, 32 * k, 64 * k), in_channels,
+                        16, "B", True, dropout=dropout)
+
+
+class HighwayNetwork(nn.Module):
+    """A fully connected highway network (Srivastava et al., 2015): a linear layer to ``width``,
+    ``depth`` highway layers, and a linear classifier. Inputs are flattened first."""
+
+    def __init__(self, in_features: int, width: int, depth: int, num_classes: int,
+                 gate_bias: float = -2.0) -> None:
+        super().__init__()
+        self.embed = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.ReLU())
+        self.layers = nn.Sequential(*[HighwayLayer(width, gate_bias) for _ in range(depth)])
+        self.fc = nn.Linear(width, num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.layers(self.embed(x)))
+
+
+class DenseNet(nn.Module):
+    """A CIFAR DenseNet (Huang et al., 2017): conv -> [dense block -> transition] x 2 -> dense
+    block -> BN-ReLU -> pool -> fc."""
+
+    def __init__(self, layers_per_block: int, growth_rate: int = 12, bottleneck: bool = False,
+                 compression: float = 1.0, num_classes: int = 10, in_channels: int = 3) -> None:
+        super().__init__()
+        channels = 2 * growth_rate if bottleneck else 16
+        stages: list[nn.Module] = [conv3x3(in_channels, channels)]
+        for i in range(3):
+            block = DenseBlock(layers_per_block, channels, growth_rate, bottleneck)
+            stages.append(block)
+            channels = block.out_channels
+            if i < 2:
+                out = int(channels * compression)
+                stages.append(Transition(channels, out))
+                channels = out
+        self.features = nn.Sequential(*stages, nn.BatchNorm2d(channels), nn.ReLU(inplace=True))
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(channels, num_classes)
+        initialize(self, "kaiming")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.avgpool(self.features(x)).flatten(1))
+
+
+def cifar_densenet(depth: int = 40, growth_rate: int = 12, bottleneck: bool = False,
+                   compression: float = 1.0, num_classes: int = 10,
+                   in_channels: int = 3) -> DenseNet:
+    """DenseNet-``depth`` for CIFAR: depth 3n+4 (or 6n+4 with bottlenecks, DenseNet-BC).
+    DenseNet (40, k=12) has 1.0M parameters, DenseNet-BC (100, k=12) 0.8M (Huang et al., Table 2).
+    """
+    n = _blocks_per_stage(depth, 2 if bottleneck else 1, extra=4,
+                          examples="(e.g. 100 for DenseNet-BC)" if bottleneck else "(e.g. 40)")
+    return DenseNet(n, growth_rate, bottleneck, compression, num_classes, in_channels)
+
+
+VGG_STAGES = {  # convolutions per stage, widths 64, 128, 256, 512, 512 (Simonyan & Zisserman)
+    11: (1, 1, 2, 2, 2),
+    13: (2, 2, 2, 2, 2),
+    16: (2, 2, 3, 3, 3),
+    19: (2, 2, 4, 4, 4),
+}
+
+
+class VGG(nn.Module):
+    """A VGG-style plain network (Simonyan and Zisserman, 2015) for small images: five stages of
+    3x3 conv-BN-ReLU layers, each followed by 2x2 max-pooling, then global pooling and one fully
+    connected layer. It is the plain baseline of He et al. (2016a), Fig. 3."""
+
+    def __init__(self, depth: int = 16, num_classes: int = 10, in_channels: int = 3,
+                 batch_norm: bool = True, width_scale: float = 1.0) -> None:
+        super().__init__()
+        if depth not in VGG_STAGES:
+            raise ValueError(f"VGG depth must be one of {sorted(VGG_STAGES)}; got {depth!r}")
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for convs, width in zip(VGG_STAGES[depth], (64, 128, 256, 512, 512), strict=True):
+            width = max(1, round(width * width_scale))
+            for _ in range(convs):
+                layers.append(nn.Conv2d(channels, width, 3, padding=1, bias=not batch_norm))
+                if batch_norm:
+                    layers.append(nn.BatchNorm2d(width))
+                layers.append(nn.ReLU(inplace=True))
+                channels = width
+            layers.append(nn.MaxPool2d(2, ceil_mode=True))  # ceil: 16x16 inputs still work
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
+        self.fc = nn.Linear(channels, num_classes)
+        initialize(self, "kaiming")
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc(self.avgpool(self.features(x)).flatten(1))
+
+
+def vgg(depth: int = 16, num_classes: int = 10, in_channels: int = 3, batch_norm: bool = True,
+        width_scale: float = 1.0) -> VGG:
+    """VGG-``depth`` (11, 13, 16 or 19 weight layers in the original; here the three fully
+    connected layers are replaced by one, as is usual for CIFAR)."""
+    return VGG(depth, num_classes, in_channels, batch_norm, width_scale)
