@@ -1,0 +1,244 @@
+"""One training loop for every experiment in the book, and its command line.
+
+SGD with momentum and weight decay; the learning rate follows a schedule given per *step*:
+linear warm-up then cosine decay (the quick profile), or step decay by 10x at fixed iterations
+(He et al. 2016a, Sec. 4.2: lr 0.1, divided by 10 at 32k and 48k iterations, stop at 64k).
+
+    python -m resnet_lib.train --model resnet56 --data cifar10          # the paper's recipe
+    python -m resnet_lib.train --model plain20 --data digits --epochs 15
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field, replace
+
+import torch
+from torch import nn
+from torch.utils.data import DataLoader, Dataset
+
+from . import data as data_lib
+from .models import cifar_resnet
+from .profiles import get_profile, pick_device, seed_everything
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 15
+    batch_size: int = 128
+    lr: float = 0.1
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    schedule: str = "cosine"  # "cosine" (with warm-up), "step" or "constant"
+    warmup_steps: int = 12
+    milestones: tuple[int, ...] = ()  # steps where "step" divides the rate by 10
+    max_steps: int | None = None  # stop after this many steps (the paper counts iterations)
+    eval_train: bool = True  # measure loss/accuracy on the whole training set after each epoch
+    num_workers: int = 0
+
+
+#: The paper's CIFAR-10 recipe (He et al. 2016a, Sec. 4.2).
+PAPER_CIFAR10 = TrainConfig(epochs=math.ceil(64_000 / math.ceil(50_000 / 128)), batch_size=128,
+                            lr=0.1, schedule="step", warmup_steps=0, milestones=(32_000, 48_000),
+                            max_steps=64_000, eval_train=False, num_workers=4)
+
+
+def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
+    """Multiplier of the base rate at ``step``: ``(step+1)/warmup`` for the first ``warmup_steps``,
+    then ``(1 + cos(pi * t)) / 2`` where t goes from 0 to 1 over the remaining steps."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
+        return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+    return factor
+
+
+def step_decay(milestones: Sequence[int], gamma: float = 0.1,
+               warmup_steps: int = 0) -> Callable[[int], float]:
+    """Multiplier ``gamma ** (number of milestones passed)``, after an optional linear warm-up."""
+    def factor(step: int) -> float:
+        if step < warmup_steps:
+            return (step + 1) / warmup_steps
+        return gamma ** sum(step >= m for m in milestones)
+    return factor
+
+
+def lr_factor(config: TrainConfig, total_steps: int) -> Callable[[int], float]:
+    if config.schedule == "cosine":
+        return warmup_cosine(config.warmup_steps, total_steps)
+    if config.schedule == "step":
+        return step_decay(config.milestones, warmup_steps=config.warmup_steps)
+    if config.schedule == "constant":
+        return step_decay((), warmup_steps=config.warmup_steps)
+    raise ValueError(f"unknown schedule {config.schedule!r}; use 'cosine', 'step' or 'constant'")
+
+
+@dataclass
+class History:
+    """Per-epoch measurements of one run."""
+
+    epoch: list[int] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)  # whole training set, eval mode
+    train_acc: list[float] = field(default_factory=list)
+    running_loss: list[float] = field(default_factory=list)  # mean over the epoch's batches
+    test_loss: list[float] = field(default_factory=list)
+    test_acc: list[float] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+    steps: int = 0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` (in eval mode) over ``loader``."""
+    was_training = model.training
+    model.eval()
+    loss_sum, correct, count = 0.0, 0, 0
+    for x, y in loader:
+        x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+        logits = model(x)
+        loss_sum += nn.functional.cross_entropy(logits, y, reduction="sum").item()
+        correct += (logits.argmax(1) == y).sum().item()
+        count += len(y)
+    model.train(was_training)
+    return loss_sum / count, correct / count
+
+
+def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int,
+            num_workers: int, device: torch.device) -> DataLoader:
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
+                      generator=torch.Generator().manual_seed(seed) if shuffle else None,
+                      pin_memory=device.type == "cuda", persistent_workers=num_workers > 0)
+
+
+def train(model: nn.Module, train_set: Dataset, test_set: Dataset | None = None,
+          config: TrainConfig = TrainConfig(), device: torch.device | str | None = None,
+          seed: int = 0, progress: bool = True, desc: str = "") -> History:
+    """Train ``model`` in place with SGD and ``config``'s schedule; return its :class:`History`."""
+    device = torch.device(device) if device is not None else pick_device()
+    seed_everything(seed)
+    model.to(device).train()
+    loader = _loader(train_set, config.batch_size, True, seed, config.num_workers, device)
+    eval_batch = max(config.batch_size, 512)
+    train_eval = _loader(train_set, eval_batch, False, seed, 0, device)
+    test_eval = _loader(test_set, eval_batch, False, seed, 0, device) if test_set else None
+    total = len(loader) * config.epochs
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
+                                weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, total))
+    history = History()
+    bar = _progress(total, desc, progress)
+    for epoch in range(1, config.epochs + 1):
+        start, loss_sum, batches = time.perf_counter(), 0.0, 0
+        for x, y in loader:
+            x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+            loss = nn.functional.cross_entropy(model(x), y)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss became {loss.item()} at step {history.steps}; "
+                                         "lower the learning rate or add warm-up")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+            loss_sum, batches = loss_sum + loss.item(), batches + 1
+            history.steps += 1
+            bar.update(1)
+            if history.steps >= total:
+                break
+        history.epoch.append(epoch)
+        history.lr.append(optimizer.param_groups[0]["lr"])
+        history.running_loss.append(loss_sum / batches)
+        if config.eval_train:
+            loss_, acc = evaluate(model, train_eval, device)
+            history.train_loss.append(loss_)
+            history.train_acc.append(acc)
+        if test_eval is not None:
+            loss_, acc = evaluate(model, test_eval, device)
+            history.test_loss.append(loss_)
+            history.test_acc.append(acc)
+        history.seconds.append(time.perf_counter() - start)
+        bar.set_postfix(loss=f"{history.running_loss[-1]:.3f}")
+        if history.steps >= total:
+            break
+    bar.close()
+    return history
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit="step", disable=not enabled, leave=False)
+
+
+def build_model(name: str, data: data_lib.DataSplits,
+                widths: tuple[int, ...] = (16, 32, 64), shortcut: str = "A") -> nn.Module:
+    """``resnetN`` or ``plainN`` (the CIFAR family, depth N = 6n+2) for ``data``'s images."""
+    for prefix, residual in (("resnet", True), ("plain", False)):
+        if name.startswith(prefix) and name[len(prefix):].isdigit():
+            return cifar_resnet(int(name[len(prefix):]), data.num_classes, shortcut, residual,
+                                widths, data.in_channels)
+    raise ValueError(f"unknown model {name!r}; use resnetN or plainN with N = 6n+2 (e.g. resnet56)")
+
+
+def main(argv: list[str] | None = None) -> History:
+    parser = argparse.ArgumentParser(prog="python -m resnet_lib.train", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default="resnet20", help="resnetN or plainN, N = 6n+2")
+    parser.add_argument("--data", choices=list(data_lib.DATASETS), default=None,
+                        help="default: the profile's dataset")
+    parser.add_argument("--profile", choices=["quick", "full"], default=None)
+    parser.add_argument("--shortcut", choices=["A", "B", "C"], default="A")
+    parser.add_argument("--widths", type=int, nargs="+", default=None)
+    parser.add_argument("--epochs", type=int, default=None)
+    parser.add_argument("--iterations", type=int, default=None, help="stop after this many steps")
+    parser.add_argument("--batch-size", type=int, default=None)
+    parser.add_argument("--lr", type=float, default=None)
+    parser.add_argument("--schedule", choices=["cosine", "step", "constant"], default=None)
+    parser.add_argument("--milestones", type=int, nargs="*", default=None,
+                        help="steps at which 'step' divides the rate by 10")
+    parser.add_argument("--warmup-steps", type=int, default=None)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--root", default=None, help="dataset folder (cifar10)")
+    parser.add_argument("--out", default=None, help="write the history as JSON here")
+    args = parser.parse_args(argv)
+
+    profile = get_profile(args.profile)
+    name = args.data or profile.dataset
+    splits = data_lib.cifar10(args.root) if name == "cifar10" else data_lib.load(name)
+    config = PAPER_CIFAR10 if name == "cifar10" else TrainConfig()
+    overrides = {"epochs": args.epochs, "max_steps": args.iterations, "lr": args.lr,
+                 "batch_size": args.batch_size, "schedule": args.schedule,
+                 "warmup_steps": args.warmup_steps,
+                 "milestones": tuple(args.milestones) if args.milestones is not None else None}
+    config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
+    if args.iterations and args.epochs is None:
+        config = replace(config, epochs=math.ceil(args.iterations / math.ceil(
+            len(splits.train) / config.batch_size)))
+    widths = tuple(args.widths or (profile.widths if name == "digits" else (16, 32, 64)))
+    seed_everything(args.seed)
+    model = build_model(args.model, splits, widths, args.shortcut)
+    device = torch.device(args.device) if args.device else pick_device()
+    print(f"profile: {profile.name} | device: {device} | dataset: {splits.describe()}")
+    print(f"model: {args.model} (widths {widths}, shortcut {args.shortcut}) | {config}")
+    history = train(model, splits.train, splits.test, config, device, args.seed, desc=args.model)
+    last = {k: v[-1] for k, v in history.to_dict().items() if isinstance(v, list) and v}
+    print(json.dumps({"steps": history.steps, **last}, indent=1))
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump({"model": args.model, "config": asdict(config), **history.to_dict()}, f)
+    return history
+
+
+if __name__ == "__main__":
+    main()
