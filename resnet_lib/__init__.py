@@ -22,7 +22,7 @@ from .blocks import (
     make_shortcut,
     projection,
 )
-from .efficiency import count_parameters
+from .efficiency import conv_weights, count_parameters
 from .init import initialize, zero_init_last
 from .models import (
     VGG,
@@ -47,6 +47,7 @@ from .models import (
     wide_resnet,
     wide_resnet50_2,
 )
+from .notebook import glue, markdown_table, show_source, show_table
 from .profiles import PROFILES, Profile, Setup, get_profile, pick_device, seed_everything, setup
 
 __version__ = "0.1.0"
@@ -69,6 +70,7 @@ __all__ = [
     "conv3x3",
     "make_shortcut",
     "projection",
+    "conv_weights",
     "count_parameters",
     "initialize",
     "zero_init_last",
@@ -93,6 +95,10 @@ __all__ = [
     "vgg",
     "wide_resnet",
     "wide_resnet50_2",
+    "glue",
+    "markdown_table",
+    "show_source",
+    "show_table",
     "PROFILES",
     "Profile",
     "Setup",

@@ -234,10 +234,11 @@ def preact_resnet(depth: int, num_classes: int = 10, bottleneck: bool | None = N
     """Pre-activation ResNet-``depth`` (He et al. 2016b): basic blocks (6n+2, e.g. ResNet-110) or
     bottlenecks (9n+2, e.g. ResNet-164 and ResNet-1001).
 
-    ``bottleneck=None`` follows the paper's naming: bottlenecks from depth 164 up, else basic.
+    ``bottleneck=None`` follows the paper's naming: bottlenecks from depth 164 up and for depths
+    that only 9n+2 fits (29, 47, ...), else basic blocks.
     """
     if bottleneck is None:
-        bottleneck = isinstance(depth, int) and depth >= 164
+        bottleneck = isinstance(depth, int) and (depth >= 164 or (depth - 2) % 6 != 0)
     if bottleneck:
         n = _blocks_per_stage(depth, 3, len(widths), examples="(e.g. 164, 1001)")
         block: type[PreActBasicBlock] | type[PreActBottleneck] = PreActBottleneck

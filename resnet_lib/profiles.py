@@ -40,9 +40,10 @@ class Setup:
     profile: Profile
     device: torch.device
     seed: int
+    dataset: str | None  # None: the notebook uses no dataset
 
-    def describe(self, uses_data: bool = True) -> str:
-        data = self.profile.dataset if uses_data else "none (this chapter uses random tensors)"
+    def describe(self) -> str:
+        data = self.dataset or "none (this chapter uses random tensors)"
         return f"profile: {self.profile.name} | device: {self.device} | dataset: {data}"
 
 
@@ -73,6 +74,7 @@ def seed_everything(seed: int) -> None:
 def setup(seed: int = 0, profile: str | None = None, uses_data: bool = True) -> Setup:
     """Seed everything, choose the profile and device, and print them with the dataset."""
     seed_everything(seed)
-    result = Setup(get_profile(profile), pick_device(), seed)
-    print(result.describe(uses_data))
+    chosen = get_profile(profile)
+    result = Setup(chosen, pick_device(), seed, chosen.dataset if uses_data else None)
+    print(result.describe())
     return result

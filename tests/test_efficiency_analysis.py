@@ -1,0 +1,154 @@
+"""count_parameters, trace_shapes and profiles.setup."""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+import resnet_lib as rl
+
+ENV = "RESNET_BOOK_PROFILE"
+
+
+# ---------------------------------------------------------------- count_parameters
+
+
+@pytest.mark.parametrize("factory", [lambda: rl.cifar_resnet(20), lambda: rl.resnet18(),
+                                     lambda: nn.Linear(3, 4), lambda: nn.ReLU()])
+def test_count_parameters_is_sum_of_numel(factory):
+    model = factory()
+    assert rl.count_parameters(model) == sum(p.numel() for p in model.parameters())
+    assert rl.count_parameters(model, trainable_only=True) == rl.count_parameters(model)
+
+
+def test_count_parameters_trainable_only():
+    model = rl.cifar_resnet(20)
+    frozen = 0
+    for p in [*model.conv1.parameters(), *model.layer1.parameters()]:
+        p.requires_grad_(False)
+        frozen += p.numel()
+    assert frozen > 0
+    assert rl.count_parameters(model) == 269_722
+    assert rl.count_parameters(model, trainable_only=True) == 269_722 - frozen
+
+
+def test_count_parameters_counts_shared_weights_once():
+    lin = nn.Linear(5, 5)
+    assert rl.count_parameters(nn.Sequential(lin, lin)) == 30
+
+
+# ---------------------------------------------------------------- trace_shapes
+
+
+def as_tuple(row) -> tuple:
+    """Rows are (name, module type, output shape, parameter count), as a tuple or dataclass."""
+    return dataclasses.astuple(row) if dataclasses.is_dataclass(row) else tuple(row)
+
+
+def test_trace_shapes_resnet50():
+    torch.manual_seed(0)
+    model = rl.resnet50()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    rows = [as_tuple(r) for r in rl.trace_shapes(model, torch.randn(1, 3, 224, 224))]
+    names = [r[0] for r in rows]
+    assert names == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4",
+                     "avgpool", "fc"]
+    shapes = {r[0]: tuple(r[2]) for r in rows}
+    assert shapes["conv1"] == (1, 64, 112, 112)
+    assert shapes["maxpool"] == (1, 64, 56, 56)
+    assert shapes["layer1"] == (1, 256, 56, 56)
+    assert shapes["layer2"] == (1, 512, 28, 28)
+    assert shapes["layer3"] == (1, 1024, 14, 14)
+    assert shapes["layer4"] == (1, 2048, 7, 7)
+    assert shapes["fc"] == (1, 1000)
+    params = {r[0]: r[3] for r in rows}
+    assert params["fc"] == 2048 * 1000 + 1000
+    assert params["layer1"] == sum(p.numel() for p in model.layer1.parameters())
+    assert sum(params.values()) == 25_557_032
+    assert "Bottleneck" in str(rows[4][1]) or "Sequential" in str(rows[4][1])
+    # tracing is read-only: BN running statistics and the training flag are unchanged
+    assert model.training
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, before[k]), k
+
+
+def test_trace_shapes_depth_2():
+    torch.manual_seed(0)
+    rows = [as_tuple(r) for r in rl.trace_shapes(rl.cifar_resnet(20), torch.randn(2, 3, 32, 32),
+                                                 depth=2)]
+    shapes = {r[0]: tuple(r[2]) for r in rows}
+    assert shapes["layer1.0"] == (2, 16, 32, 32)
+    assert shapes["layer2.0"] == (2, 32, 16, 16)
+    assert shapes["layer3.2"] == (2, 64, 8, 8)
+    assert "fc" not in shapes and "layer1" not in shapes
+
+
+# ---------------------------------------------------------------- profiles.setup
+
+
+def profile_name(s) -> str:
+    return s.profile if isinstance(s.profile, str) else s.profile.name
+
+
+@pytest.mark.parametrize("value,dataset", [("quick", "digits"), ("full", "cifar")])
+def test_setup_reads_env(monkeypatch, capsys, value, dataset):
+    monkeypatch.setenv(ENV, value)
+    s = rl.setup(seed=0)
+    assert profile_name(s) == value
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert len(lines) == 1
+    line = lines[0].lower()
+    for word in ("profile", value, "device", str(s.device).lower(), "dataset", dataset):
+        assert word in line, (word, line)
+
+
+def test_setup_result_has_dataset_field(monkeypatch):
+    # spec: setup(...) -> Setup(profile, device, dataset)
+    monkeypatch.setenv(ENV, "quick")
+    s = rl.setup()
+    assert "digits" in str(s.dataset).lower()
+    assert isinstance(s.device, torch.device | str)
+
+
+def test_setup_profile_argument_overrides_env(monkeypatch):
+    monkeypatch.setenv(ENV, "full")
+    assert profile_name(rl.setup(profile="quick")) == "quick"
+
+
+@pytest.mark.parametrize("cuda,expected", [(False, "quick"), (True, "full")])
+def test_setup_default_depends_on_cuda(monkeypatch, cuda, expected):
+    monkeypatch.delenv(ENV, raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
+    assert profile_name(rl.setup()) == expected
+
+
+@pytest.mark.parametrize("bad", ["medium", "QUICK ", "fast"])
+def test_setup_rejects_unknown_profile(monkeypatch, bad):
+    monkeypatch.setenv(ENV, bad)
+    with pytest.raises(ValueError) as err:
+        rl.setup()
+    assert "quick" in str(err.value) and "full" in str(err.value)
+    monkeypatch.delenv(ENV)
+    with pytest.raises(ValueError, match="quick"):
+        rl.setup(profile=bad)
+
+
+def test_setup_seeds_everything(monkeypatch):
+    monkeypatch.setenv(ENV, "quick")
+
+    def draw():
+        return torch.randn(5), np.random.rand(5), random.random()
+
+    rl.setup(seed=42)
+    a = draw()
+    rl.setup(seed=42)
+    b = draw()
+    rl.setup(seed=43)
+    c = draw()
+    assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
+    assert not torch.equal(a[0], c[0]) and not np.array_equal(a[1], c[1])
