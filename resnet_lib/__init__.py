@@ -22,6 +22,7 @@ from .blocks import (
     make_shortcut,
     projection,
 )
+from .data import DatasetNotFoundError, DataSplits
 from .efficiency import conv_weights, count_parameters
 from .init import initialize, zero_init_last
 from .models import (
@@ -48,7 +49,9 @@ from .models import (
     wide_resnet50_2,
 )
 from .notebook import glue, markdown_table, show_source, show_table
+from .plotting import plot_curves
 from .profiles import PROFILES, Profile, Setup, get_profile, pick_device, seed_everything, setup
+from .train import History, TrainConfig, compare, config_for, fit
 
 __version__ = "0.1.0"
 
@@ -70,6 +73,8 @@ __all__ = [
     "conv3x3",
     "make_shortcut",
     "projection",
+    "DataSplits",
+    "DatasetNotFoundError",
     "conv_weights",
     "count_parameters",
     "initialize",
@@ -99,6 +104,7 @@ __all__ = [
     "markdown_table",
     "show_source",
     "show_table",
+    "plot_curves",
     "PROFILES",
     "Profile",
     "Setup",
@@ -106,4 +112,9 @@ __all__ = [
     "pick_device",
     "seed_everything",
     "setup",
+    "History",
+    "TrainConfig",
+    "compare",
+    "config_for",
+    "fit",
 ]

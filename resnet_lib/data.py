@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import Dataset, TensorDataset
 
+from .profiles import Profile, get_profile
+
 DATA_ENV = "RESNET_BOOK_DATA"
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
@@ -101,6 +103,15 @@ def load(name: str, **kwargs) -> DataSplits:
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
     return DATASETS[name](**kwargs)
+
+
+def for_profile(profile: Profile | str | None = None) -> DataSplits:
+    """The dataset of ``profile`` (a Profile, its name, or None for the current one)."""
+    if not isinstance(profile, Profile):
+        profile = get_profile(profile)
+    if profile.dataset == "digits":
+        return digits(image_size=profile.image_size)
+    return load(profile.dataset)
 
 
 def download(name: str, root: str | Path | None = None) -> Path:

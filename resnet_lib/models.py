@@ -121,22 +121,24 @@ class CifarResNet(nn.Module):
 
     3x3 conv -> three stages of n blocks at 32x32, 16x16, 8x8 with 16, 32, 64 channels
     (``widths``) -> global average pool -> fully connected. The book's quick profile uses the same
-    network with widths (8, 16, 32) on 16x16 single-channel digits.
+    network with widths (8, 16, 32) on 16x16 single-channel digits. ``norm_layer=nn.Identity``
+    removes every BatchNorm (for the experiments on networks without normalisation).
     """
 
     def __init__(self, block: Block, blocks_per_stage: int, num_classes: int = 10,
                  widths: tuple[int, ...] = (16, 32, 64), shortcut: str = "A",
                  residual: bool = True, in_channels: int = 3, stem_width: int | None = None,
-                 zero_init_residual: bool = False, **block_kwargs) -> None:
+                 zero_init_residual: bool = False, norm_layer: NormLayer | None = None,
+                 **block_kwargs) -> None:
         super().__init__()
         stem_width = stem_width or widths[0]
         self.conv1 = conv3x3(in_channels, stem_width)
-        self.bn1 = nn.BatchNorm2d(stem_width)
+        self.bn1 = (norm_layer or nn.BatchNorm2d)(stem_width)
         self.relu = nn.ReLU(inplace=True)
         inplanes = stem_width
         for i, width in enumerate(widths):
             stage = _make_stage(block, inplanes, width, blocks_per_stage, 1 if i == 0 else 2,
-                                shortcut, residual, **block_kwargs)
+                                shortcut, residual, norm_layer, **block_kwargs)
             self.add_module(f"layer{i + 1}", stage)
             inplanes = width * block.expansion
         self.num_stages = len(widths)

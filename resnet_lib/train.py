@@ -14,7 +14,7 @@ import argparse
 import json
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -23,7 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import data as data_lib
 from .models import cifar_resnet
-from .profiles import get_profile, pick_device, seed_everything
+from .profiles import PROFILES, Profile, get_profile, pick_device, seed_everything
 
 
 @dataclass(frozen=True)
@@ -41,10 +41,17 @@ class TrainConfig:
     num_workers: int = 0
 
 
-#: The paper's CIFAR-10 recipe (He et al. 2016a, Sec. 4.2).
-PAPER_CIFAR10 = TrainConfig(epochs=math.ceil(64_000 / math.ceil(50_000 / 128)), batch_size=128,
-                            lr=0.1, schedule="step", warmup_steps=0, milestones=(32_000, 48_000),
-                            max_steps=64_000, eval_train=False, num_workers=4)
+def config_for(profile: Profile) -> TrainConfig:
+    """The training recipe of ``profile``'s experiments."""
+    on_cifar = profile.dataset == "cifar10"
+    return TrainConfig(epochs=profile.epochs, batch_size=profile.batch_size, lr=profile.lr,
+                       schedule=profile.schedule, warmup_steps=profile.warmup_steps,
+                       milestones=profile.milestones, max_steps=profile.max_steps,
+                       eval_train=not on_cifar, num_workers=4 if on_cifar else 0)
+
+
+#: The paper's CIFAR-10 recipe (He et al. 2016a, Sec. 4.2), the full profile's.
+PAPER_CIFAR10 = config_for(PROFILES["full"])
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
@@ -119,7 +126,7 @@ def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int,
                       pin_memory=device.type == "cuda", persistent_workers=num_workers > 0)
 
 
-def train(model: nn.Module, train_set: Dataset, test_set: Dataset | None = None,
+def fit(model: nn.Module, train_set: Dataset, test_set: Dataset | None = None,
           config: TrainConfig = TrainConfig(), device: torch.device | str | None = None,
           seed: int = 0, progress: bool = True, desc: str = "") -> History:
     """Train ``model`` in place with SGD and ``config``'s schedule; return its :class:`History`."""
@@ -174,6 +181,24 @@ def train(model: nn.Module, train_set: Dataset, test_set: Dataset | None = None,
     return history
 
 
+def compare(builders: Mapping[str, Callable[[], nn.Module]], data: data_lib.DataSplits,
+            config: TrainConfig, seeds: Sequence[int] = (0,),
+            device: torch.device | str | None = None,
+            progress: bool = True) -> dict[str, list[History]]:
+    """Train a fresh ``builders[name]()`` for every name and seed with the same ``config`` (the
+    same budget); one progress bar over all runs. Returns ``{name: [history per seed]}``."""
+    results: dict[str, list[History]] = {name: [] for name in builders}
+    runs = [(name, seed) for seed in seeds for name in builders]
+    from tqdm.auto import tqdm
+
+    for name, seed in tqdm(runs, desc="runs", unit="run", disable=not progress, leave=False):
+        seed_everything(seed)  # the initial weights depend on the seed too
+        model = builders[name]()
+        results[name].append(fit(model, data.train, data.test, config, device, seed,
+                                   progress=False, desc=f"{name}, seed {seed}"))
+    return results
+
+
 def _progress(total: int, desc: str, enabled: bool):
     from tqdm.auto import tqdm
 
@@ -216,7 +241,7 @@ def main(argv: list[str] | None = None) -> History:
     profile = get_profile(args.profile)
     name = args.data or profile.dataset
     splits = data_lib.cifar10(args.root) if name == "cifar10" else data_lib.load(name)
-    config = PAPER_CIFAR10 if name == "cifar10" else TrainConfig()
+    config = config_for(PROFILES["full"] if name == "cifar10" else PROFILES["quick"])
     overrides = {"epochs": args.epochs, "max_steps": args.iterations, "lr": args.lr,
                  "batch_size": args.batch_size, "schedule": args.schedule,
                  "warmup_steps": args.warmup_steps,
@@ -231,7 +256,7 @@ def main(argv: list[str] | None = None) -> History:
     device = torch.device(args.device) if args.device else pick_device()
     print(f"profile: {profile.name} | device: {device} | dataset: {splits.describe()}")
     print(f"model: {args.model} (widths {widths}, shortcut {args.shortcut}) | {config}")
-    history = train(model, splits.train, splits.test, config, device, args.seed, desc=args.model)
+    history = fit(model, splits.train, splits.test, config, device, args.seed, desc=args.model)
     last = {k: v[-1] for k, v in history.to_dict().items() if isinstance(v, list) and v}
     print(json.dumps({"steps": history.steps, **last}, indent=1))
     if args.out:

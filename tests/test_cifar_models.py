@@ -304,3 +304,12 @@ def test_every_parameter_gets_a_finite_gradient(residual):
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
         assert p.grad.abs().sum() > 0, name
+
+
+def test_norm_layer_identity_removes_every_batchnorm():
+    model = rl.cifar_resnet(20, norm_layer=nn.Identity)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    # 19 convolutions + fc remain; option A adds nothing
+    convs = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert rl.count_parameters(model) == convs + 64 * 10 + 10
+    assert model(torch.randn(2, 3, 32, 32)).shape == (2, 10)

@@ -49,7 +49,7 @@ def _run(seed=0, epochs=8):
     torch.manual_seed(seed)
     model = cifar_resnet(8, num_classes=2, widths=(4, 8, 8), in_channels=1)
     config = train.TrainConfig(epochs=epochs, batch_size=32, lr=0.05, warmup_steps=4)
-    return train.train(model, _toy(), _toy(1), config, "cpu", seed=seed, progress=False)
+    return train.fit(model, _toy(), _toy(1), config, "cpu", seed=seed, progress=False)
 
 
 def test_loss_decreases_on_a_tiny_problem():
@@ -70,7 +70,7 @@ def test_max_steps_stops_early():
     model = cifar_resnet(8, num_classes=2, widths=(4, 4, 4), in_channels=1)
     config = train.TrainConfig(epochs=5, batch_size=32, max_steps=10, schedule="step",
                                milestones=(5,), warmup_steps=0)
-    h = train.train(model, _toy(), None, config, "cpu", progress=False)
+    h = train.fit(model, _toy(), None, config, "cpu", progress=False)
     assert h.steps == 10 and h.epoch == [1, 2] and h.test_acc == []
     assert h.lr[-1] == pytest.approx(0.01)
 
@@ -80,7 +80,7 @@ def test_divergence_raises_a_clear_error():
     config = train.TrainConfig(epochs=1, batch_size=32, lr=1e12, warmup_steps=0,
                                schedule="constant")
     with pytest.raises(FloatingPointError, match="learning rate"):
-        train.train(model, _toy(), None, config, "cpu", progress=False)
+        train.fit(model, _toy(), None, config, "cpu", progress=False)
 
 
 def test_build_model_names():

@@ -1,0 +1,50 @@
+"""Figures the chapters share: training curves of several networks over several seeds."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.axes import Axes
+
+from .train import History
+
+#: Colour-blind-safe colours (Okabe and Ito), readable on light and dark backgrounds.
+COLORS = ("#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#F0E442")
+LABELS = {"train_loss": "training loss (cross-entropy)", "train_acc": "training accuracy",
+          "test_loss": "test loss (cross-entropy)", "test_acc": "test accuracy",
+          "running_loss": "training loss, mean over the epoch's batches"}
+
+
+def plot_curves(runs: Mapping[str, Sequence[History]], metric: str = "train_loss",
+                ax: Axes | None = None, log: bool = False, title: str | None = None,
+                styles: Mapping[str, dict] | None = None) -> Axes:
+    """One line per network: the mean of ``metric`` over seeds per epoch, with the range of the
+    seeds shaded. ``styles[name]`` can set matplotlib line properties (e.g. ``linestyle``)."""
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4))
+    for i, (name, histories) in enumerate(runs.items()):
+        values = np.array([getattr(h, metric) for h in histories], dtype=float)
+        if values.size == 0 or values.shape[1] == 0:
+            raise ValueError(f"no {metric!r} recorded for {name!r} (was eval_train off?)")
+        epochs = np.asarray(histories[0].epoch)
+        style = {"color": COLORS[i % len(COLORS)], **(styles or {}).get(name, {})}
+        ax.plot(epochs, values.mean(0), label=name, **style)
+        if len(histories) > 1:
+            ax.fill_between(epochs, values.min(0), values.max(0), alpha=0.2, lw=0,
+                            color=style["color"])
+    ax.set_xlabel("epoch")
+    ax.set_ylabel(LABELS.get(metric, metric))
+    if log:
+        ax.set_yscale("log")
+    if title:
+        ax.set_title(title)
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    return ax
+
+
+def final(runs: Mapping[str, Sequence[History]], metric: str = "train_loss") -> dict[str, list]:
+    """The last epoch's ``metric`` of every seed, per network."""
+    return {name: [getattr(h, metric)[-1] for h in histories] for name, histories in runs.items()}
