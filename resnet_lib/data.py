@@ -42,6 +42,7 @@ class DataSplits:
     num_classes: int
     in_channels: int
     image_size: int
+    train_eval: Dataset | None = None  # the training images without augmentation, for measuring
 
     def describe(self) -> str:
         return (f"{self.name}: {len(self.train)} train / {len(self.test)} test images, "
@@ -80,10 +81,11 @@ def cifar10(root: str | Path | None = None, augment: bool = True) -> DataSplits:
     normalize = [transforms.ToTensor(), transforms.Normalize(CIFAR10_MEAN, CIFAR10_STD)]
     augmentation = [transforms.RandomCrop(32, padding=4), transforms.RandomHorizontalFlip()]
     train_tf = transforms.Compose((augmentation if augment else []) + normalize)
+    plain_tf = transforms.Compose(normalize)
     try:
         train = datasets.CIFAR10(root, train=True, transform=train_tf, download=False)
-        test = datasets.CIFAR10(root, train=False, transform=transforms.Compose(normalize),
-                                download=False)
+        train_eval = datasets.CIFAR10(root, train=True, transform=plain_tf, download=False)
+        test = datasets.CIFAR10(root, train=False, transform=plain_tf, download=False)
     except RuntimeError as err:  # torchvision checks every file's MD5 here
         raise DatasetNotFoundError(
             f"CIFAR-10 is missing or corrupt in {root / 'cifar-10-batches-py'}. Download it once "
@@ -92,7 +94,7 @@ def cifar10(root: str | Path | None = None, augment: bool = True) -> DataSplits:
             f"or set {DATA_ENV} to a folder that holds it, or run offline with "
             f"RESNET_BOOK_PROFILE=quick (the digits ship with scikit-learn)."
         ) from err
-    return DataSplits("cifar10", train, test, 10, 3, 32)
+    return DataSplits("cifar10", train, test, 10, 3, 32, train_eval)
 
 
 DATASETS = {"digits": digits, "cifar10": cifar10}

@@ -47,7 +47,7 @@ def config_for(profile: Profile) -> TrainConfig:
     return TrainConfig(epochs=profile.epochs, batch_size=profile.batch_size, lr=profile.lr,
                        schedule=profile.schedule, warmup_steps=profile.warmup_steps,
                        milestones=profile.milestones, max_steps=profile.max_steps,
-                       eval_train=not on_cifar, num_workers=4 if on_cifar else 0)
+                       num_workers=4 if on_cifar else 0)
 
 
 #: The paper's CIFAR-10 recipe (He et al. 2016a, Sec. 4.2), the full profile's.
@@ -128,14 +128,18 @@ def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int,
 
 def fit(model: nn.Module, train_set: Dataset, test_set: Dataset | None = None,
           config: TrainConfig = TrainConfig(), device: torch.device | str | None = None,
-          seed: int = 0, progress: bool = True, desc: str = "") -> History:
-    """Train ``model`` in place with SGD and ``config``'s schedule; return its :class:`History`."""
+          seed: int = 0, progress: bool = True, desc: str = "",
+          train_eval_set: Dataset | None = None) -> History:
+    """Train ``model`` in place with SGD and ``config``'s schedule; return its :class:`History`.
+
+    After each epoch the loss and accuracy are measured in eval mode on the whole training set
+    (``train_eval_set`` if given: the same images without augmentation) and on ``test_set``."""
     device = torch.device(device) if device is not None else pick_device()
     seed_everything(seed)
     model.to(device).train()
     loader = _loader(train_set, config.batch_size, True, seed, config.num_workers, device)
     eval_batch = max(config.batch_size, 512)
-    train_eval = _loader(train_set, eval_batch, False, seed, 0, device)
+    train_eval = _loader(train_eval_set or train_set, eval_batch, False, seed, 0, device)
     test_eval = _loader(test_set, eval_batch, False, seed, 0, device) if test_set else None
     total = len(loader) * config.epochs
     if config.max_steps is not None:
@@ -195,7 +199,8 @@ def compare(builders: Mapping[str, Callable[[], nn.Module]], data: data_lib.Data
         seed_everything(seed)  # the initial weights depend on the seed too
         model = builders[name]()
         results[name].append(fit(model, data.train, data.test, config, device, seed,
-                                   progress=False, desc=f"{name}, seed {seed}"))
+                                 progress=False, desc=f"{name}, seed {seed}",
+                                 train_eval_set=data.train_eval))
     return results
 
 
@@ -256,7 +261,8 @@ def main(argv: list[str] | None = None) -> History:
     device = torch.device(args.device) if args.device else pick_device()
     print(f"profile: {profile.name} | device: {device} | dataset: {splits.describe()}")
     print(f"model: {args.model} (widths {widths}, shortcut {args.shortcut}) | {config}")
-    history = fit(model, splits.train, splits.test, config, device, args.seed, desc=args.model)
+    history = fit(model, splits.train, splits.test, config, device, args.seed, desc=args.model,
+                  train_eval_set=splits.train_eval)
     last = {k: v[-1] for k, v in history.to_dict().items() if isinstance(v, list) and v}
     print(json.dumps({"steps": history.steps, **last}, indent=1))
     if args.out:

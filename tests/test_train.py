@@ -110,3 +110,12 @@ def test_command_line_cifar10_without_data_fails_clearly(tmp_path):
 
     with pytest.raises(DatasetNotFoundError, match="download cifar10"):
         train.main(["--model", "resnet20", "--data", "cifar10", "--root", str(tmp_path)])
+
+
+def test_training_set_is_measured_on_train_eval_set_when_given():
+    model = cifar_resnet(8, num_classes=2, widths=(4, 4, 4), in_channels=1)
+    config = train.TrainConfig(epochs=1, batch_size=32, warmup_steps=2)
+    other = _toy(seed=5, n=64)
+    h = train.fit(model, _toy(), None, config, "cpu", progress=False, train_eval_set=other)
+    loss, acc = train.evaluate(model, torch.utils.data.DataLoader(other, batch_size=64), "cpu")
+    assert h.train_loss == [pytest.approx(loss)] and h.train_acc == [acc]
