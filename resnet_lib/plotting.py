@@ -1,4 +1,5 @@
-"""Figures the chapters share: training curves of several networks over several seeds."""
+"""Figures the chapters share: training curves of several networks over several seeds, alone
+or side by side by family (plain and residual)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.axes import Axes
+from matplotlib.figure import Figure
 
 from .train import History
 
@@ -48,3 +50,34 @@ def plot_curves(runs: Mapping[str, Sequence[History]], metric: str = "train_loss
 def final(runs: Mapping[str, Sequence[History]], metric: str = "train_loss") -> dict[str, list]:
     """The last epoch's ``metric`` of every seed, per network."""
     return {name: [getattr(h, metric)[-1] for h in histories] for name, histories in runs.items()}
+
+
+def plot_families(runs: Mapping[str, Sequence[History]], families: Mapping[str, Sequence[str]],
+                  metric: str = "train_loss", log: bool = False, title: str | None = None,
+                  panel_width: float = 4.6, height: float = 3.8) -> tuple[Figure, list[Axes]]:
+    """One panel per family of networks, side by side on a shared y-axis.
+
+    ``families`` maps a panel title to the names (keys of ``runs``) drawn in it, e.g.
+    ``{"plain": ["plain-20", "plain-56"], "residual": ["ResNet-20", "ResNet-56"]}``; each panel is
+    :func:`plot_curves`, so the n-th network of every family gets the same colour (depth 20 in one
+    colour, depth 56 in another) and the panels compare at a glance, as in He et al. (2016a),
+    Fig. 4 and 6."""
+    if not families:
+        raise ValueError("families is empty: give at least one panel")
+    for panel, names in families.items():
+        if not names:
+            raise ValueError(f"family {panel!r} has no networks")
+        missing = [name for name in names if name not in runs]
+        if missing:
+            raise ValueError(f"family {panel!r} names {missing}, which are not in runs "
+                             f"(runs has {list(runs)})")
+    fig, axes = plt.subplots(1, len(families), sharey=True, squeeze=False, facecolor="white",
+                             figsize=(panel_width * len(families), height), layout="constrained")
+    axes = list(axes[0])
+    for ax, (panel, names) in zip(axes, families.items(), strict=True):
+        plot_curves({name: runs[name] for name in names}, metric, ax=ax, log=log, title=panel)
+    for ax in axes[1:]:
+        ax.set_ylabel("")  # the shared axis is labelled once, on the left
+    if title:
+        fig.suptitle(title)
+    return fig, axes

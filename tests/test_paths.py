@@ -1,0 +1,142 @@
+"""resnet_lib.paths against brute-force enumeration of the 2^L paths and against autograd."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+import resnet_lib as rl
+from resnet_lib.analysis import blocks_of
+from resnet_lib.paths import (
+    block_output_rms,
+    path_length_counts,
+    path_length_distribution,
+    path_sums,
+)
+
+
+def enumerate_paths(num_blocks: int) -> list[tuple[int, ...]]:
+    """Every path as the tuple of blocks whose residual branch it enters (0 = skip, 1 = enter)."""
+    return list(itertools.product((0, 1), repeat=num_blocks))
+
+
+@pytest.mark.parametrize("num_blocks", range(11))
+def test_path_lengths_match_enumeration(num_blocks):
+    paths = enumerate_paths(num_blocks)
+    assert len(paths) == 2**num_blocks
+    by_length = [sum(1 for p in paths if sum(p) == k) for k in range(num_blocks + 1)]
+    assert path_length_counts(num_blocks) == by_length
+    assert np.allclose(path_length_distribution(num_blocks),
+                       np.array(by_length) / len(paths), rtol=1e-15, atol=0)
+
+
+@given(st.integers(min_value=0, max_value=2000))
+def test_distribution_is_binomial_half(num_blocks):
+    probs = path_length_distribution(num_blocks)  # no overflow even where 2^L > 1e308
+    k = np.arange(num_blocks + 1)
+    assert probs.sum() == pytest.approx(1.0, rel=1e-12)
+    assert (probs * k).sum() == pytest.approx(num_blocks / 2, rel=1e-9, abs=1e-12)  # mean L/2
+    variance = (probs * (k - num_blocks / 2) ** 2).sum()
+    assert variance == pytest.approx(num_blocks / 4, rel=1e-9, abs=1e-12)  # variance L/4
+    assert np.array_equal(probs, probs[::-1])  # C(L, k) = C(L, L - k)
+
+
+def test_resnet110_has_54_blocks_and_2_to_the_54_paths():
+    model = rl.cifar_resnet(110)
+    num_blocks = len(blocks_of(model))
+    assert num_blocks == 54
+    assert sum(path_length_counts(num_blocks)) == 2**54
+    assert int(np.argmax(path_length_distribution(num_blocks))) == 27
+
+
+def random_jacobians(num_blocks, size=5, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return [torch.randn(size, size, generator=g, dtype=torch.float64) / size**0.5
+            for _ in range(num_blocks)]
+
+
+@pytest.mark.parametrize("num_blocks", [1, 2, 3, 6, 8])
+def test_path_sums_match_enumerated_paths_and_the_product(num_blocks):
+    jacs = random_jacobians(num_blocks, seed=num_blocks)
+    eye = torch.eye(5, dtype=torch.float64)
+    expected = [torch.zeros(5, 5, dtype=torch.float64) for _ in range(num_blocks + 1)]
+    for path in enumerate_paths(num_blocks):
+        term = eye
+        for jac, enters in zip(jacs, path, strict=True):  # forward order: J_1 acts first
+            if enters:
+                term = jac @ term
+        expected[sum(path)] += term
+    sums = path_sums(jacs)
+    assert len(sums) == num_blocks + 1
+    for got, want in zip(sums, expected, strict=True):
+        assert torch.allclose(got, want, rtol=1e-10, atol=1e-12)
+    product = eye
+    for jac in jacs:
+        product = (eye + jac) @ product
+    assert torch.allclose(sum(sums), product, rtol=1e-10, atol=1e-12)
+
+
+def test_path_sums_order_matters():
+    """Non-commuting Jacobians: a path of length 2 is J_2 J_1, not J_1 J_2."""
+    j1 = torch.tensor([[0.0, 1.0], [0.0, 0.0]], dtype=torch.float64)
+    j2 = torch.tensor([[0.0, 0.0], [1.0, 0.0]], dtype=torch.float64)
+    assert torch.equal(path_sums([j1, j2])[2], j2 @ j1)
+    assert not torch.equal(j2 @ j1, j1 @ j2)
+
+
+def test_path_sums_add_up_to_the_autograd_jacobian_of_a_residual_stack():
+    """x_i = x_{i-1} + tanh(W_i x_{i-1}): the J_i at the forward points, summed over all paths,
+    give the Jacobian that autograd computes for the whole stack."""
+    torch.manual_seed(0)
+    weights = [torch.randn(6, 6, dtype=torch.float64) for _ in range(7)]
+
+    def stack(x):
+        for w in weights:
+            x = x + torch.tanh(w @ x)
+        return x
+
+    x0 = torch.randn(6, dtype=torch.float64)
+    jacs, x = [], x0
+    for w in weights:
+        jacs.append(torch.autograd.functional.jacobian(lambda v, w=w: torch.tanh(w @ v), x))
+        x = x + torch.tanh(w @ x)
+    full = torch.autograd.functional.jacobian(stack, x0)
+    assert torch.allclose(sum(path_sums(jacs)), full, rtol=1e-10, atol=1e-10)
+    # the identity path (length 0) alone is not the answer: the branches matter
+    assert not torch.allclose(path_sums(jacs)[0], full, atol=1e-3)
+
+
+def test_path_sums_reject_bad_shapes():
+    with pytest.raises(ValueError):
+        path_sums([])
+    with pytest.raises(ValueError):
+        path_sums([torch.zeros(3, 3), torch.zeros(3, 2)])
+    with pytest.raises(ValueError):
+        path_length_counts(-1)
+
+
+@pytest.mark.parametrize("residual", [True, False])
+def test_block_output_rms_matches_a_hand_run_forward_pass(residual):
+    torch.manual_seed(0)
+    model = rl.cifar_resnet(14, residual=residual, widths=(4, 8, 8), in_channels=1).eval()
+    x = torch.randn(6, 1, 12, 12)
+    rms = block_output_rms(model, x)
+    with torch.no_grad():
+        h = model.relu(model.bn1(model.conv1(x)))
+        expected = {}
+        for name, block in blocks_of(model):
+            h = block(h)
+            expected[name] = math.sqrt(h.pow(2).mean().item())
+    assert list(rms) == list(expected)
+    for name in expected:
+        assert rms[name] == pytest.approx(expected[name], rel=1e-6)
+    assert not model.training  # the mode is kept
+    model.train()
+    block_output_rms(model, x)
+    assert model.training
