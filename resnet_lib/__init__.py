@@ -23,7 +23,7 @@ from .blocks import (
     projection,
 )
 from .data import DatasetNotFoundError, DataSplits
-from .efficiency import conv_weights, count_parameters
+from .efficiency import conv_weights, count_parameters, multiply_adds
 from .init import initialize, zero_init_last
 from .models import (
     VGG,
@@ -77,6 +77,7 @@ __all__ = [
     "DatasetNotFoundError",
     "conv_weights",
     "count_parameters",
+    "multiply_adds",
     "initialize",
     "zero_init_last",
     "VGG",

@@ -152,3 +152,23 @@ def test_setup_seeds_everything(monkeypatch):
     c = draw()
     assert torch.equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and a[2] == b[2]
     assert not torch.equal(a[0], c[0]) and not np.array_equal(a[1], c[1])
+
+
+def test_multiply_adds_matches_closed_forms():
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1, bias=False)
+    assert rl.multiply_adds(conv, (1, 3, 16, 16)) == 8 * 3 * 9 * 16 * 16
+    assert rl.multiply_adds(conv, (2, 3, 16, 16)) == 2 * 8 * 3 * 9 * 16 * 16
+    strided = torch.nn.Conv2d(4, 4, 3, stride=2, padding=1, bias=False)
+    assert rl.multiply_adds(strided, (1, 4, 8, 8)) == 4 * 4 * 9 * 4 * 4
+    # a whole network: each conv weight once per output pixel, plus the classifier's matrix
+    model = rl.cifar_resnet(20, widths=(4, 8, 8), in_channels=1).train()
+    expected = []
+    hooks = [m.register_forward_hook(lambda m, i, o: expected.append(
+        m.weight.numel() * o.shape[-1] * o.shape[-2])) for m in model.modules()
+        if isinstance(m, nn.Conv2d)]
+    model.eval()(torch.zeros(1, 1, 8, 8))
+    for h in hooks:
+        h.remove()
+    model.train()
+    assert rl.multiply_adds(model, (1, 1, 8, 8)) == sum(expected) + 8 * 10
+    assert model.training  # mode restored
