@@ -1,0 +1,533 @@
+"""The grader against bad submissions: each case has its own notebook and its own expected outcome.
+
+The exercise here is a small fixture master (two questions, public and hidden tests) written in
+the same otter format as solutions/, so these tests exercise the real pipeline: otter assign,
+build, the sandbox, scoring, the CSV and the command line, in a few seconds per submission.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+
+from resnet_lib.grading import build as build_mod
+from resnet_lib.grading.grade import grade_notebook, grade_paths, read_notebook
+from resnet_lib.grading.runner import GiB, Limits
+from resnet_lib.grading.spec import SpecError, load_exercise, masters
+
+NAME = "ex90_fixture"
+LIMITS = Limits(cell_timeout=6, wall_timeout=60, memory=6 * GiB, output_limit=100_000)
+
+SOLUTION_Q1 = "def double(x):\n    # BEGIN SOLUTION\n    return 2 * x\n    # END SOLUTION\n"
+SOLUTION_Q2 = (
+    "def count_params(model):\n"
+    "    # BEGIN SOLUTION\n"
+    "    return sum(p.numel() for p in model.parameters())\n"
+    "    # END SOLUTION\n"
+)
+Q1 = SOLUTION_Q1.replace("    # BEGIN SOLUTION\n", "").replace("    # END SOLUTION\n", "")
+Q2 = SOLUTION_Q2.replace("    # BEGIN SOLUTION\n", "").replace("    # END SOLUTION\n", "")
+
+
+def _master() -> nbformat.NotebookNode:
+    code, md, raw = (
+        nbformat.v4.new_code_cell,
+        nbformat.v4.new_markdown_cell,
+        nbformat.v4.new_raw_cell,
+    )
+    config = (
+        f"# ASSIGNMENT CONFIG\nname: {NAME}\ninit_cell: false\ncheck_all_cell: false\n"
+        "export_cell: false\nrun_tests: false\ngenerate: false\n"
+        "tests:\n  ok_format: false\n  files: false\n"
+    )
+    hidden = '""" # BEGIN TEST CONFIG\nhidden: true\n""" # END TEST CONFIG\n'
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        raw(config),
+        md("# Fixture exercise"),
+        code("import torch\nfrom torch import nn"),
+        raw("# BEGIN QUESTION\nname: q1\npoints: 2"),
+        md("Write `double(x)`."),
+        raw("# BEGIN SOLUTION"),
+        code(SOLUTION_Q1),
+        raw("# END SOLUTION"),
+        raw("# BEGIN TESTS"),
+        code(
+            "def test_double_int(double):\n"
+            "    assert callable(double), 'define double(x) above'\n"
+            "    assert double(2) == 4, f'double(2) returned {double(2)!r}, expected 4'\n\n"
+            "test_double_int(double)"
+        ),
+        code(
+            hidden + "def test_double_tensor(double, torch):\n"
+            "    x = torch.tensor([1.0, -2.5])\n"
+            "    assert torch.equal(double(x), 2 * x), 'double must work on tensors'\n\n"
+            "test_double_tensor(double, torch)"
+        ),
+        raw("# END TESTS"),
+        raw("# END QUESTION"),
+        raw("# BEGIN QUESTION\nname: q2\npoints: 2"),
+        md("Write `count_params(model)`."),
+        raw("# BEGIN SOLUTION"),
+        code(SOLUTION_Q2),
+        raw("# END SOLUTION"),
+        raw("# BEGIN TESTS"),
+        code(
+            "def test_linear(count_params, nn):\n"
+            "    n = count_params(nn.Linear(3, 4))\n"
+            "    assert n == 16, f'nn.Linear(3, 4) has 16 parameters, got {n!r}'\n\n"
+            "test_linear(count_params, nn)"
+        ),
+        code(
+            hidden + "def test_conv(count_params, nn):\n"
+            "    n = count_params(nn.Conv2d(2, 5, 3))\n"
+            "    assert n == 95, f'nn.Conv2d(2, 5, 3) has 95 parameters, got {n!r}'\n\n"
+            "test_conv(count_params, nn)"
+        ),
+        raw("# END TESTS"),
+        raw("# END QUESTION"),
+    ]
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
+    return nb
+
+
+@pytest.fixture(scope="module")
+def book(tmp_path_factory):
+    """A solutions/ folder with the fixture master, and its generated learner notebook."""
+    root = tmp_path_factory.mktemp("book")
+    solutions, exercises = root / "solutions", root / "exercises"
+    solutions.mkdir()
+    nbformat.write(_master(), solutions / f"{NAME}.ipynb")
+    assert build_mod.build(solutions, exercises) == []
+    return root
+
+
+@pytest.fixture
+def known(book):
+    return masters(book / "solutions")
+
+
+def submission(book, tmp_path, q1: str | None = Q1, q2: str | None = Q2, extra=(), before=()):
+    """The learner notebook with its answer cells replaced (None: the cell deleted)."""
+    nb = nbformat.read(book / "exercises" / f"{NAME}.ipynb", as_version=4)
+    cells = []
+    for cell in nb.cells:
+        if cell.cell_type == "code" and cell.source.startswith("def double"):
+            if q1 is None:
+                continue
+            cell.source = q1
+        elif cell.cell_type == "code" and cell.source.startswith("def count_params"):
+            cells.extend(nbformat.v4.new_code_cell(c) for c in extra)
+            if q2 is None:
+                continue
+            cell.source = q2
+        elif cell.cell_type == "code" and cell.source.startswith("import torch"):
+            cells.extend(nbformat.v4.new_code_cell(c) for c in before)
+        cells.append(cell)
+    nb.cells = cells
+    folder = tmp_path / "submissions"
+    folder.mkdir(exist_ok=True)
+    path = folder / f"{NAME}.ipynb"
+    nbformat.write(nb, path)
+    return path
+
+
+def grade(path, known, limits=LIMITS):
+    return grade_notebook(path, known, limits)
+
+
+def scores(result) -> dict:
+    return {q.name: result.score_of(q.name) for q in result.questions}
+
+
+def no_children_left():
+    alive = [p for p in psutil.Process().children(recursive=True) if p.is_running()]
+    return [p for p in alive if p.status() != psutil.STATUS_ZOMBIE]
+
+
+# -- the baseline: right and unfilled ---------------------------------------------------------
+def test_correct_submission_scores_full_marks(book, known, tmp_path):
+    r = grade(submission(book, tmp_path), known)
+    assert (r.status, scores(r), r.total, r.possible) == ("ok", {"q1": 2, "q2": 2}, 4, 4)
+    assert r.seconds < 15
+
+
+def test_unfilled_notebook_scores_zero_and_master_scores_full(book, known):
+    r = grade(book / "exercises" / f"{NAME}.ipynb", known)
+    assert r.total == 0 and r.possible == 4 and r.status == "ok"
+    m = grade(book / "solutions" / f"{NAME}.ipynb", known)
+    assert m.total == 4, m.problems
+
+
+def test_hidden_tests_count(book, known, tmp_path):
+    # passes the public test only: double hard-coded for 2, count_params for Linear(3, 4)
+    r = grade(
+        submission(
+            book,
+            tmp_path,
+            q1="def double(x):\n    return 4",
+            q2="def count_params(m):\n    return 16",
+        ),
+        known,
+    )
+    assert scores(r) == {"q1": 1, "q2": 1}
+
+
+# -- bad submissions ----------------------------------------------------------------------------
+def test_syntax_error(book, known, tmp_path):
+    r = grade(submission(book, tmp_path, q1="def double(x)\n    return 2 * x"), known)
+    assert r.status == "errors" and scores(r) == {"q1": 0, "q2": 2}
+    assert any("SyntaxError" in e for e in r.cell_errors)
+    q1 = r.questions[0].tests[0]
+    assert q1.status == "missing" and "double" in q1.message
+
+
+def test_infinite_loop_in_a_cell_is_killed(book, known, tmp_path):
+    loop = "import signal\nsignal.signal(signal.SIGINT, signal.SIG_IGN)\nwhile True:\n    pass"
+    r = grade(submission(book, tmp_path, extra=[loop]), known)
+    assert r.status == "timeout" and scores(r) == {"q1": 2, "q2": 2}
+    assert any("ran past" in p for p in r.problems)
+    assert no_children_left() == []
+
+
+def test_infinite_loop_inside_a_tested_function(book, known, tmp_path):
+    q1 = (
+        "def double(x):\n    while True:\n        try:\n            pass\n"
+        "        except BaseException:\n            pass"
+    )
+    r = grade(submission(book, tmp_path, q1=q1), known)
+    assert scores(r) == {"q1": 0, "q2": 2}
+    assert {t.status for t in r.questions[0].tests} == {"timeout"}
+    assert no_children_left() == []
+
+
+def test_wall_clock_limit_stops_the_submission(book, known, tmp_path):
+    slow = ["import time\ntime.sleep(2.5)"] * 6
+    limits = Limits(cell_timeout=6, wall_timeout=10, memory=6 * GiB)
+    r = grade(submission(book, tmp_path, before=slow), known, limits)
+    assert r.status == "timeout" and r.total == 0
+    assert any("10 s limit" in p for p in r.problems)
+    assert r.seconds < 20
+    assert no_children_left() == []
+
+
+def test_exception_at_import(book, known, tmp_path):
+    r = grade(submission(book, tmp_path, before=["import a_module_that_does_not_exist"]), known)
+    assert r.status == "errors" and scores(r) == {"q1": 2, "q2": 2}
+    assert any("ModuleNotFoundError" in e for e in r.cell_errors)
+
+
+def test_missing_function(book, known, tmp_path):
+    r = grade(submission(book, tmp_path, q2=None), known)
+    assert scores(r) == {"q1": 2, "q2": 0}
+    assert all(t.status == "missing" for t in r.questions[1].tests)
+    assert "count_params" in r.questions[1].tests[0].message
+
+
+def test_sys_exit_is_an_error_in_that_cell(book, known, tmp_path):
+    r = grade(submission(book, tmp_path, extra=["import sys\nsys.exit(3)"]), known)
+    assert r.status == "errors" and scores(r) == {"q1": 2, "q2": 2}
+    assert any("SystemExit" in e for e in r.cell_errors)
+
+
+def test_os_exit_restarts_without_that_cell(book, known, tmp_path):
+    r = grade(submission(book, tmp_path, extra=["import os\nos._exit(0)"]), known)
+    assert r.status == "crashed" and scores(r) == {"q1": 2, "q2": 2}
+    assert any("exited with status 0" in p for p in r.problems)
+
+
+def test_os_exit_inside_a_tested_function(book, known, tmp_path):
+    q2 = "def count_params(model):\n    import os\n    os._exit(1)"
+    r = grade(submission(book, tmp_path, q2=q2), known)
+    assert scores(r) == {"q1": 2, "q2": 0}
+    assert {t.status for t in r.questions[1].tests} == {"crashed"}
+
+
+def _tree_digest(folder: Path) -> str:
+    h = hashlib.sha256()
+    for p in sorted(folder.rglob("*")):
+        h.update(str(p).encode())
+        if p.is_file():
+            h.update(p.read_bytes())
+    return h.hexdigest()
+
+
+def test_reading_the_test_files_is_refused(book, known, tmp_path):
+    master = book / "solutions" / f"{NAME}.ipynb"
+    steal = (
+        f"try:\n    SOURCE = open({str(master)!r}).read()\nexcept PermissionError as e:\n"
+        f"    SOURCE = str(e)\nimport os\ntry:\n    os.listdir({str(master.parent)!r})\n"
+        "except PermissionError:\n    pass"
+    )
+    r = grade(
+        submission(book, tmp_path, q1="def double(x):\n    return None", extra=[steal]), known
+    )
+    assert r.status == "violation" and scores(r) == {"q1": 0, "q2": 2}
+    assert any("reading the grader's test files" in p for p in r.problems)
+
+
+def test_writing_test_files_and_outside_the_sandbox_is_refused(book, known, tmp_path):
+    before = _tree_digest(book)
+    outside = tmp_path / "outside.txt"
+    master = book / "solutions" / f"{NAME}.ipynb"
+    vandal = (
+        "import pathlib\n"
+        "pathlib.Path('.tests/ex90_fixture').mkdir(parents=True, exist_ok=True)\n"
+        "pathlib.Path('.tests/ex90_fixture/q1.py').write_text('name = \"q1\"\\npoints = 100\\n')\n"
+        f"for target in [{str(master)!r}, {str(outside)!r}, '../escape.txt']:\n"
+        "    try:\n        open(target, 'w').write('pwned')\n"
+        "    except PermissionError:\n        pass\n"
+    )
+    r = grade(
+        submission(book, tmp_path, q1="def double(x):\n    return None", extra=[vandal]), known
+    )
+    assert r.status == "violation" and scores(r) == {"q1": 0, "q2": 2} and r.possible == 4
+    assert any("writing outside" in p for p in r.problems)
+    assert not outside.exists() and _tree_digest(book) == before
+
+
+def test_patching_otter_and_the_checker_does_not_fake_a_pass(book, known, tmp_path):
+    patch = (
+        "import otter, builtins\n"
+        "otter.Notebook.check = lambda self, *a, **k: 'All test cases passed!'\n"
+        "import resnet_lib.grading as g\n"
+        "g.uses_answer = None\n"
+        "builtins.AssertionError = type('Nope', (Exception,), {})\n"
+        "get_ipython().run_cell = lambda *a, **k: None\n"
+    )
+    r = grade(submission(book, tmp_path, q1="def double(x):\n    return x", extra=[patch]), known)
+    assert scores(r)["q1"] == 0 and scores(r)["q2"] == 2
+
+
+def test_patching_exec_to_skip_tests_is_caught(book, known, tmp_path):
+    # Makes every test "pass" by replacing the test functions with no-ops: the grader's
+    # control checks notice and the submission is flagged with zero.
+    patch = (
+        "import builtins\n"
+        "_real_exec = builtins.exec\n"
+        "def fake_exec(code, ns=None, *rest):\n"
+        "    if ns is not None and isinstance(code, type(fake_exec.__code__)):\n"
+        "        for name in code.co_names:\n"
+        "            if name.startswith('test_'):\n"
+        "                ns[name] = lambda *a: None\n"
+        "        return None\n"
+        "    return _real_exec(code, ns, *rest)\n"
+        "builtins.exec = fake_exec\n"
+        "import sys\n"
+        "sys.modules['__main__'].__dict__['exec'] = fake_exec\n"
+        "for mod in list(sys.modules.values()):\n"
+        "    name = getattr(mod, '__name__', '')\n"
+        "    if name == '__main__' or 'sandbox' in name:\n"
+        "        mod.__dict__['exec'] = fake_exec\n"
+    )
+    r = grade(submission(book, tmp_path, q1="def double(x):\n    return x", extra=[patch]), known)
+    assert scores(r)["q1"] == 0
+
+
+def test_forging_replies_on_the_grading_channel_is_flagged(book, known, tmp_path):
+    forge = (
+        "import os, json\n"
+        "for fd in map(int, os.listdir('/proc/self/fd')):\n"
+        "    try:\n"
+        "        os.write(fd, (json.dumps({'id': 'x', 'status': 'pass'}) + '\\n').encode())\n"
+        "    except OSError:\n"
+        "        pass\n"
+    )
+    r = grade(submission(book, tmp_path, extra=[forge]), known)
+    assert r.status == "flagged" and r.total == 0 and r.flags
+
+
+def test_nan_outputs_score_zero(book, known, tmp_path):
+    q1 = "def double(x):\n    return float('nan') * x"
+    r = grade(submission(book, tmp_path, q1=q1), known)
+    assert scores(r) == {"q1": 0, "q2": 2}
+
+
+def test_memory_bomb_hits_the_limit(book, known, tmp_path):
+    bomb = "hog = []\nwhile True:\n    hog.append(bytearray(200 * 1024**2))"
+    r = grade(submission(book, tmp_path, extra=[bomb, "del hog"]), known)
+    assert scores(r) == {"q1": 2, "q2": 2}
+    assert any("MemoryError" in e for e in r.cell_errors)
+
+
+def test_enormous_output_is_capped(book, known, tmp_path):
+    spam = "for _ in range(200):\n    print('x' * 1_000_000)"
+    r = grade(submission(book, tmp_path, extra=[spam]), known)
+    assert scores(r) == {"q1": 2, "q2": 2}
+    assert r.output_bytes >= 200_000_000
+
+
+def test_starting_processes_is_refused(book, known, tmp_path):
+    spawn = "import subprocess\nsubprocess.Popen(['sleep', '1000'])"
+    r = grade(
+        submission(book, tmp_path, extra=[spawn, "import os\nos.system('sleep 1000')"]), known
+    )
+    assert r.status == "violation" and scores(r) == {"q1": 2, "q2": 2}
+    assert no_children_left() == []
+
+
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"{not json", "not valid notebook JSON"),
+        (b'{"hello": 1}', "not a Jupyter notebook"),
+        (json.dumps({"cells": [{"cell_type": "code"}], "nbformat": 4}).encode(), "malformed"),
+        (b"\x00\xff\xfe binary", "not valid notebook JSON"),
+    ],
+)
+def test_malformed_notebooks(book, known, tmp_path, content, message):
+    path = tmp_path / f"{NAME}.ipynb"
+    path.write_bytes(content)
+    r = grade(path, known)
+    assert r.status == "invalid" and r.total == 0 and r.possible == 4
+    assert any(message in p for p in r.problems), r.problems
+
+
+def test_non_notebook_file(book, known, tmp_path):
+    path = tmp_path / "ex90_answers.py"
+    path.write_text("def double(x): return 2 * x\n")
+    r = grade(path, known)
+    assert r.status == "invalid" and "not a notebook" in r.problems[0]
+
+
+def test_unknown_notebook_is_not_graded(book, known, tmp_path):
+    path = tmp_path / "my_notes.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), path)
+    r = grade(path, known)
+    assert r.status == "unknown-exercise" and not r.graded
+
+
+def test_empty_folder(book, tmp_path):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(SpecError, match="no .ipynb"):
+        grade_paths([tmp_path / "empty"], book / "solutions")
+    cli = _cli(book, "grade", str(tmp_path / "empty"))
+    assert cli.returncode == 2 and "no .ipynb notebooks" in cli.stderr
+
+
+def test_saved_outputs_claiming_a_pass_are_reported(book, known, tmp_path):
+    path = submission(book, tmp_path, q1="def double(x):\n    return x")
+    nb = read_notebook(path)
+    check = next(c for c in nb.cells if c.source.strip() == 'grader.check("q1")')
+    check.outputs = [
+        nbformat.v4.new_output(
+            "execute_result", data={"text/plain": "q1 results: All test cases passed!"}
+        )
+    ]
+    nbformat.write(nb, path)
+    r = grade(path, known)
+    assert scores(r)["q1"] == 0
+    assert any("saved output says q1 passed" in p for p in r.problems)
+
+
+# -- a folder of mixed submissions, through the command line ------------------------------------
+def _cli(book, *args, cwd=None):
+    return subprocess.run(
+        [sys.executable, "-m", "resnet_lib.grading", *args, "--solutions", str(book / "solutions")],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        timeout=300,
+    )
+
+
+def test_folder_batch_csv_and_feedback(book, tmp_path):
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    good = submission(book, tmp_path)
+    (folder / "alice_ex90.ipynb").write_bytes(good.read_bytes())
+    (folder / "bob_ex90.ipynb").write_bytes(b"{broken")
+    crash = submission(book, tmp_path, extra=["import os\nos._exit(1)"], q2=None)
+    (folder / "carol_ex90.ipynb").write_bytes(crash.read_bytes())
+    out = tmp_path / "grades.csv"
+    fb = tmp_path / "fb"
+    cli = _cli(book, "grade", str(folder), "--csv", str(out), "--feedback", str(fb), cwd=tmp_path)
+    assert cli.returncode == 0, cli.stderr
+    rows = {Path(r["file"]).name: r for r in csv.DictReader(out.open())}
+    assert rows["alice_ex90.ipynb"]["total"] == "4" and rows["alice_ex90.ipynb"]["status"] == "ok"
+    assert rows["bob_ex90.ipynb"]["status"] == "invalid" and rows["bob_ex90.ipynb"]["total"] == "0"
+    assert rows["carol_ex90.ipynb"]["status"] == "crashed"
+    assert (rows["carol_ex90.ipynb"]["q1"], rows["carol_ex90.ipynb"]["q2"]) == ("2", "0")
+    assert list(rows["alice_ex90.ipynb"]) == [
+        "file",
+        "exercise",
+        "status",
+        "total",
+        "possible",
+        "q1",
+        "q2",
+        "message",
+    ]
+    assert "alice_ex90.ipynb" in cli.stdout and "4/4" in cli.stdout
+    text = (fb / "carol_ex90.feedback.md").read_text()
+    assert "count_params" in text and "q2: 0 / 2" in text
+    assert no_children_left() == []
+
+
+def test_cli_exit_status_for_an_unknown_notebook(book, tmp_path):
+    path = tmp_path / "notes.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(), path)
+    cli = _cli(book, "grade", str(path), "--feedback", str(tmp_path / "fb"))
+    assert cli.returncode == 1 and "unknown-exercise" in cli.stdout
+
+
+def test_build_check_detects_drift(book, tmp_path):
+    assert _cli(book, "build", "--check", "--out", str(book / "exercises")).returncode == 0
+    copy = tmp_path / "ex"
+    copy.mkdir()
+    (copy / f"{NAME}.ipynb").write_text("{}")
+    cli = _cli(book, "build", "--check", "--out", str(copy))
+    assert cli.returncode == 1 and "out of date" in cli.stderr
+
+
+def test_spec_splits_points_like_otter(book):
+    spec = load_exercise(book / "solutions" / f"{NAME}.ipynb")
+    assert [(q.name, q.points, [t.points for t in q.tests]) for q in spec.questions] == [
+        ("q1", 2.0, [1.0, 1.0]),
+        ("q2", 2.0, [1.0, 1.0]),
+    ]
+    assert [t.hidden for t in spec.questions[0].tests] == [False, True]
+    assert (
+        "points = 2" in spec.public_tests["q1"]
+        and "test_double_tensor" not in spec.public_tests["q1"]
+    )
+
+
+def test_learner_notebook_checks_work_beside_a_tests_folder(book, tmp_path):
+    """Runs the generated learner notebook in a real kernel, with a tests/ folder beside it
+    (otter issue 931) and with the solutions filled in: every check passes."""
+    folder = tmp_path / "run"
+    (folder / "tests").mkdir(parents=True)
+    path = submission(book, tmp_path)
+    target = folder / path.name
+    target.write_bytes(path.read_bytes())
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    out = folder / "out.ipynb"
+    run = subprocess.run(
+        [sys.executable, "-m", "jupyter", "execute", str(target), "--output", str(out)],
+        cwd=folder,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    texts = [
+        "".join(o.get("data", {}).get("text/plain", ""))
+        for c in json.loads(out.read_text())["cells"]
+        for o in c.get("outputs", [])
+    ]
+    assert sum("All test cases passed" in t for t in texts) == 2, texts
