@@ -24,6 +24,7 @@ from .blocks import (
 )
 from .data import DatasetNotFoundError, DataSplits
 from .efficiency import conv_weights, count_parameters, multiply_adds
+from .grading import uses_answer
 from .init import initialize, zero_init_last
 from .models import (
     VGG,
@@ -56,6 +57,7 @@ from .train import History, TrainConfig, compare, config_for, fit
 __version__ = "0.1.0"
 
 __all__ = [
+    "uses_answer",
     "ShapeRow",
     "trace_shapes",
     "BasicBlock",

@@ -531,3 +531,37 @@ def test_learner_notebook_checks_work_beside_a_tests_folder(book, tmp_path):
         for o in c.get("outputs", [])
     ]
     assert sum("All test cases passed" in t for t in texts) == 2, texts
+
+
+def test_learner_notebook_on_simulated_colab(book, tmp_path):
+    """On Colab there is no notebook file on disk (otter issue 901): the setup cell installs what
+    it needs (%pip, recorded here instead of run) and the checks read the tests it wrote."""
+    path = submission(book, tmp_path)
+    nb = read_notebook(path)
+    cells = [c.source for c in nb.cells if c.cell_type == "code"]
+    script = (
+        "import json, sys, types\n"
+        "sys.modules['google.colab'] = types.ModuleType('google.colab')\n"
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        "installs = []\n"
+        "shell.register_magic_function(lambda line: installs.append(line), 'line', 'pip')\n"
+        "outputs = []\n"
+        f"for source in json.loads({json.dumps(json.dumps(cells))}):\n"
+        "    result = shell.run_cell(source)\n"
+        "    assert result.success, (source, result.error_in_exec)\n"
+        "    if source.startswith('grader.check'):\n"
+        "        outputs.append(repr(result.result))\n"
+        "print(json.dumps({'installs': installs, 'outputs': outputs}))\n"
+    )
+    colab = tmp_path / "colab"
+    colab.mkdir()
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=colab, capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(run.stdout.strip().splitlines()[-1])
+    assert len(report["installs"]) == 1 and "otter-grader" in report["installs"][0]
+    assert len(report["outputs"]) == 2
+    assert all("All test cases passed" in o for o in report["outputs"]), report["outputs"]
+    assert not list(colab.glob("*.ipynb")) and (colab / ".tests" / NAME / "q1.py").exists()
