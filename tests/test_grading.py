@@ -565,3 +565,33 @@ def test_learner_notebook_on_simulated_colab(book, tmp_path):
     assert len(report["outputs"]) == 2
     assert all("All test cases passed" in o for o in report["outputs"]), report["outputs"]
     assert not list(colab.glob("*.ipynb")) and (colab / ".tests" / NAME / "q1.py").exists()
+
+
+@pytest.mark.parametrize(
+    "peek",
+    [
+        "import sys\ndef double(x):\n    caller = sys._getframe(1)\n    return 2 * x",
+        "def double(x):\n    try:\n        raise RuntimeError\n    except RuntimeError as e:\n"
+        "        caller = e.__traceback__.tb_frame.f_back\n    return 2 * x",
+        "import gc\ndef double(x):\n    gc.get_referrers(x)\n    return 2 * x",
+        "import inspect\ndef double(x):\n    caller = inspect.currentframe().f_back\n"
+        "    return 2 * x",
+    ],
+    ids=["getframe", "traceback", "gc", "inspect"],
+)
+def test_peeking_at_the_tests_frames_is_refused(book, known, tmp_path, peek):
+    # Reading a test's locals would let an answer return the expected value it is compared with.
+    r = grade(submission(book, tmp_path, q1=peek), known)
+    assert r.status == "violation" and scores(r) == {"q1": 0, "q2": 2}
+    assert any("inspecting the test's frames" in p for p in r.problems)
+
+
+def test_reading_other_processes_is_refused(book, known, tmp_path):
+    spy = (
+        "import os\ntry:\n    open(f'/proc/{os.getppid()}/cmdline').read()\n"
+        "except PermissionError:\n    pass\n"
+        "open('/proc/self/status').read()  # its own process is fine\n"
+    )
+    r = grade(submission(book, tmp_path, extra=[spy]), known)
+    assert r.status == "violation" and scores(r) == {"q1": 2, "q2": 2}
+    assert any("another process" in p for p in r.problems)

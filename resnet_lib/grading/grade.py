@@ -444,7 +444,9 @@ def grade_paths(
             name = identify(f, None, known)
         if name:
             load_exercise(known[name])
-    protected = [Path(solutions or known[next(iter(known))].parent)]
+    solutions_dir = Path(solutions or known[next(iter(known))].parent).resolve()
+    # The masters, and the repository's history, which holds every version of them.
+    protected = [solutions_dir, solutions_dir.parent / ".git"]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
         futures = [pool.submit(grade_notebook, f, known, limits, protected) for f in files]
         results = []

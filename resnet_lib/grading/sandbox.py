@@ -78,12 +78,32 @@ class SandboxViolation(PermissionError):
     """Raised inside the sandbox when learner code does something grading does not allow."""
 
 
-def install_audit_hook(workdir: str, protected: list[str], report_fd: int) -> None:
-    """Refuse what a submission must not do; tell the grader about each refusal."""
+_FRAME_ATTRIBUTES = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}
+_GC_INSPECTION = {"gc.get_referrers", "gc.get_referents", "gc.get_objects"}
+
+
+def install_audit_hook(workdir: str, protected: list[str], report_fd: int) -> dict:
+    """Refuse what a submission must not do; tell the grader about each refusal.
+
+    Returns the hook's state: the runner sets ``state["test_codes"]`` to the code objects of the
+    test it is running, and while that is non-empty, learner code may not reach the test's frames
+    (to read its expected values) through ``sys._getframe``, tracebacks, generators or ``gc``.
+    """
     workdir = os.path.realpath(workdir)
     protected = [os.path.realpath(p) for p in protected if p]
     allowed_writes = (workdir, "/dev/null")
-    state = {"busy": False}
+    own_proc = (f"/proc/{os.getpid()}", "/proc/self", "/proc/thread-self")
+    trusted_code = tuple(
+        {os.path.realpath(p) + "/" for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
+        | {os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + "/"}
+    )
+    import inspect as _inspect
+    import traceback as _traceback
+
+    # Frames to look through: this module's (the hook itself) and the modules whose job is to
+    # give frames to their caller.
+    transparent = {__file__, _inspect.__file__, _traceback.__file__}
+    state: dict = {"busy": False, "test_codes": frozenset()}
 
     def resolve(path) -> str | None:
         if isinstance(path, int):
@@ -104,15 +124,24 @@ def install_audit_hook(workdir: str, protected: list[str], report_fd: int) -> No
             pass
         raise SandboxViolation(message)
 
-    def hook(event: str, args: tuple) -> None:
-        if state["busy"]:
-            return
+    def learner_is_asking() -> bool:
+        """While a test runs: did the learner's code itself ask (directly, or through inspect or
+        traceback, which hand frames back to their caller)? A library asking for its own
+        purposes (torch, logging, typing) is not the learner reaching into the test."""
+        frame = sys._getframe(1)
+        while frame is not None:
+            code = frame.f_code
+            if code in state["test_codes"]:
+                return False
+            name = code.co_filename
+            if name not in transparent:
+                return not name.startswith(trusted_code + ("<frozen ",))
+            frame = frame.f_back
+        return False
+
+    def check(event: str, args: tuple) -> None:
         if event in _BLOCKED:
-            state["busy"] = True
-            try:
-                refuse(_BLOCKED[event], event)
-            finally:
-                state["busy"] = False
+            refuse(_BLOCKED[event], event)
         if event == "open":
             path, mode, flags = args
             real = resolve(path)
@@ -121,33 +150,52 @@ def install_audit_hook(workdir: str, protected: list[str], report_fd: int) -> No
             writing = (isinstance(mode, str) and any(c in mode for c in "wax+")) or (
                 isinstance(flags, int) and flags & _WRITE_FLAGS
             )
-            state["busy"] = True
-            try:
-                if inside(real, protected):
-                    refuse("reading the grader's test files", real)
-                if writing and not inside(real, allowed_writes):
-                    refuse("writing outside the submission's temporary folder", real)
-            finally:
-                state["busy"] = False
+            if inside(real, protected):
+                refuse("reading the grader's test files", real)
+            if real.startswith("/proc/") and real.split("/")[2].isdigit():
+                if not inside(real, own_proc):
+                    refuse("reading another process's memory or files", real)
+            if writing and not inside(real, allowed_writes):
+                refuse("writing outside the submission's temporary folder", real)
         elif event in _PATH_WRITES:
             for path in args[:2]:
                 real = resolve(path) if isinstance(path, (str, bytes, os.PathLike)) else None
                 if real is not None and not inside(real, allowed_writes):
-                    state["busy"] = True
-                    try:
-                        refuse("changing files outside the submission's temporary folder", real)
-                    finally:
-                        state["busy"] = False
-        elif event == "os.listdir" or event == "os.scandir":
+                    refuse("changing files outside the submission's temporary folder", real)
+        elif event in ("os.listdir", "os.scandir"):
             real = resolve(args[0]) if args and args[0] is not None else None
             if real is not None and inside(real, protected):
-                state["busy"] = True
-                try:
-                    refuse("reading the grader's test files", real)
-                finally:
-                    state["busy"] = False
+                refuse("reading the grader's test files", real)
+        elif state["test_codes"]:
+            inspecting = (
+                event in ("sys._getframe", "sys._current_frames")
+                or event in _GC_INSPECTION
+                or (event == "object.__getattr__" and args[1] in _FRAME_ATTRIBUTES)
+            )
+            if inspecting and learner_is_asking():
+                refuse("inspecting the test's frames or objects while it runs", event)
+
+    def hook(event: str, args: tuple) -> None:
+        if state["busy"]:
+            return
+        state["busy"] = True
+        try:
+            check(event, args)
+        finally:
+            state["busy"] = False
 
     sys.addaudithook(hook)
+    return state
+
+
+def _code_objects(code) -> frozenset:
+    """A compiled test and every function, lambda or comprehension nested in it."""
+    found, todo = set(), [code]
+    while todo:
+        c = todo.pop()
+        found.add(c)
+        todo.extend(k for k in c.co_consts if isinstance(k, type(code)))
+    return frozenset(found)
 
 
 def _short(err: BaseException) -> tuple[str, str]:
@@ -190,7 +238,7 @@ def main(cmd_fd: int, reply_fd: int, workdir: str, protected: list[str]) -> None
     def reply(message: dict) -> None:
         write(reply_fd, (dumps(message) + "\n").encode())
 
-    install_audit_hook(workdir, protected, reply_fd)
+    guard = install_audit_hook(workdir, protected, reply_fd)
     reply({"id": "ready"})
 
     for line in commands:
@@ -211,8 +259,13 @@ def main(cmd_fd: int, reply_fd: int, workdir: str, protected: list[str]) -> None
                 reply({"id": command["id"], "status": "missing", "names": missing})
                 continue
             try:
-                _exec(_compile(command["source"], filename, "exec"), namespace)
-                namespace[command["name"]](*(user_ns[a] for a in command["args"]))
+                module = _compile(command["source"], filename, "exec")
+                _exec(module, namespace)
+                guard["test_codes"] = _code_objects(module)
+                try:
+                    namespace[command["name"]](*(user_ns[a] for a in command["args"]))
+                finally:
+                    guard["test_codes"] = frozenset()
             except base_exception as err:  # noqa: BLE001 - SystemExit etc. fail the test, no more
                 ename, evalue = _short(err)
                 reply(
