@@ -11,9 +11,11 @@ CMD_FD and writes one JSON reply per line to REPLY_FD:
 
 The grader, not this process, turns replies into scores. Before any learner code runs, an audit
 hook (PEP 578; it cannot be removed) refuses, with a message saying why: reading the protected
-paths (the master notebooks), writing outside the submission's temporary folder, starting
-processes, tracing or profiling hooks, and loading native libraries. Time, memory and output
-limits are set by the grader (resource limits, timeouts, pipes it reads with a cap).
+paths (the master notebooks, the repository's history) or other processes' /proc entries,
+writing outside the submission's temporary folder, starting processes, sending signals, tracing
+or profiling hooks, native libraries, sockets, and, while a test runs, learner code reaching the
+test's frames. Each refusal is also reported to the grader. Time, memory and output limits are
+set by the grader (resource limits, timeouts, pipes it reads with a cap).
 """
 
 from __future__ import annotations
