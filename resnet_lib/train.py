@@ -188,19 +188,31 @@ def fit(model: nn.Module, train_set: Dataset, test_set: Dataset | None = None,
 def compare(builders: Mapping[str, Callable[[], nn.Module]], data: data_lib.DataSplits,
             config: TrainConfig, seeds: Sequence[int] = (0,),
             device: torch.device | str | None = None,
-            progress: bool = True) -> dict[str, list[History]]:
+            progress: bool = True, diverged: str = "raise") -> dict[str, list[History | None]]:
     """Train a fresh ``builders[name]()`` for every name and seed with the same ``config`` (the
-    same budget); one progress bar over all runs. Returns ``{name: [history per seed]}``."""
-    results: dict[str, list[History]] = {name: [] for name in builders}
+    same budget); one progress bar over all runs. Returns ``{name: [history per seed]}``.
+
+    A run whose loss stops being finite raises ``FloatingPointError``; with
+    ``diverged="record"`` it is reported on one line and recorded as ``None`` instead, so that a
+    comparison of risky settings (large learning rates, no normalisation) still finishes."""
+    if diverged not in ("raise", "record"):
+        raise ValueError(f"diverged must be 'raise' or 'record', not {diverged!r}")
+    results: dict[str, list[History | None]] = {name: [] for name in builders}
     runs = [(name, seed) for seed in seeds for name in builders]
     from tqdm.auto import tqdm
 
     for name, seed in tqdm(runs, desc="runs", unit="run", disable=not progress, leave=False):
         seed_everything(seed)  # the initial weights depend on the seed too
         model = builders[name]()
-        results[name].append(fit(model, data.train, data.test, config, device, seed,
-                                 progress=False, desc=f"{name}, seed {seed}",
-                                 train_eval_set=data.train_eval))
+        try:
+            history = fit(model, data.train, data.test, config, device, seed, progress=False,
+                          desc=f"{name}, seed {seed}", train_eval_set=data.train_eval)
+        except FloatingPointError as err:
+            if diverged == "raise":
+                raise
+            print(f"{name}, seed {seed}: diverged ({err})")
+            history = None
+        results[name].append(history)
     return results
 
 

@@ -119,3 +119,30 @@ def test_training_set_is_measured_on_train_eval_set_when_given():
     h = train.fit(model, _toy(), None, config, "cpu", progress=False, train_eval_set=other)
     loss, acc = train.evaluate(model, torch.utils.data.DataLoader(other, batch_size=64), "cpu")
     assert h.train_loss == [pytest.approx(loss)] and h.train_acc == [acc]
+
+
+def test_compare_records_diverged_runs_when_asked(capsys):
+    from resnet_lib.data import DataSplits
+
+    data = DataSplits("toy", _toy(), _toy(1), num_classes=2, in_channels=1, image_size=8)
+    builders = {
+        "tame": lambda: cifar_resnet(8, num_classes=2, widths=(4, 4, 4), in_channels=1),
+        "wild": lambda: cifar_resnet(8, num_classes=2, widths=(4, 4, 4), in_channels=1),
+    }
+    config = train.TrainConfig(epochs=1, batch_size=32, lr=0.05, warmup_steps=0,
+                               schedule="constant")
+    wild = {"wild": builders["wild"]}
+    with pytest.raises(FloatingPointError):
+        train.compare(wild, data, train.TrainConfig(epochs=1, batch_size=32, lr=1e12,
+                                                     warmup_steps=0, schedule="constant"),
+                      device="cpu", progress=False)
+    runs = train.compare(builders, data, config, seeds=(0,), device="cpu", progress=False,
+                         diverged="record")
+    assert all(isinstance(h, train.History) for h in runs["tame"] + runs["wild"])
+    runs = train.compare(wild, data, train.TrainConfig(epochs=1, batch_size=32, lr=1e12,
+                                                        warmup_steps=0, schedule="constant"),
+                         seeds=(0, 1), device="cpu", progress=False, diverged="record")
+    assert runs == {"wild": [None, None]}
+    assert capsys.readouterr().out.count("diverged") == 2
+    with pytest.raises(ValueError, match="'raise' or 'record'"):
+        train.compare(wild, data, config, device="cpu", diverged="ignore")
