@@ -595,3 +595,76 @@ def test_reading_other_processes_is_refused(book, known, tmp_path):
     r = grade(submission(book, tmp_path, extra=[spy]), known)
     assert r.status == "violation" and scores(r) == {"q1": 2, "q2": 2}
     assert any("another process" in p for p in r.problems)
+
+
+def test_answering_the_tests_itself_is_caught_by_the_control_checks(book, known, tmp_path):
+    # The strongest attack we know of: a thread takes over the command channel, passes the
+    # cells on and answers every test "pass" without running it. Only the control tests (one
+    # of which must fail) can tell; the submission is flagged and scores 0.
+    relay = (
+        "import json, os, sys, threading\n"
+        "cmd_fd, reply_fd = int(sys.argv[1]), int(sys.argv[2])\n"
+        "original = os.dup(cmd_fd)\n"
+        "r, w = os.pipe()\n"
+        "os.dup2(r, cmd_fd)\n"
+        "def relay():\n"
+        "    buf = b''\n"
+        "    while True:\n"
+        "        chunk = os.read(original, 65536)\n"
+        "        if not chunk:\n"
+        "            return\n"
+        "        buf += chunk\n"
+        "        while b'\\n' in buf:\n"
+        "            line, buf = buf.split(b'\\n', 1)\n"
+        "            msg = json.loads(line)\n"
+        "            if msg['op'] == 'test':\n"
+        "                answer = {'id': msg['id'], 'status': 'pass'}\n"
+        "                os.write(reply_fd, (json.dumps(answer) + '\\n').encode())\n"
+        "            else:\n"
+        "                os.write(w, line + b'\\n')\n"
+        "threading.Thread(target=relay, daemon=True).start()\n"
+    )
+    wrong = dict(q1="def double(x):\n    return x", q2="def count_params(m):\n    return 0")
+    r = grade(submission(book, tmp_path, extra=[relay], **wrong), known)
+    assert r.status == "flagged" and r.total == 0
+    assert any("control check" in f for f in r.flags), r.flags
+
+
+def test_other_submissions_in_the_folder_are_out_of_reach(book, known, tmp_path):
+    path = submission(
+        book,
+        tmp_path,
+        extra=[
+            "import pathlib\n"
+            "for other in pathlib.Path(NOTEBOOK).parent.glob('*.ipynb'):\n"
+            "    try:\n"
+            "        other.read_text()\n"
+            "    except PermissionError:\n"
+            "        pass\n"
+        ],
+    )
+    (path.parent / "classmate_ex90.ipynb").write_bytes(path.read_bytes())
+    nb = read_notebook(path)
+    nb.cells.insert(1, nbformat.v4.new_code_cell(f"NOTEBOOK = {str(path)!r}"))
+    nbformat.write(nb, path)
+    r = grade(path, known)
+    assert r.status == "violation" and scores(r) == {"q1": 2, "q2": 2}
+    assert any("classmate_ex90.ipynb" in p for p in r.problems)
+
+
+def test_a_submission_beside_the_environment_still_runs(book, known, tmp_path):
+    # A learner may keep the notebook in the folder that also holds the venv and resnet_lib:
+    # protecting that whole folder would break every import.
+    import resnet_lib
+
+    repo = Path(resnet_lib.__file__).resolve().parents[1]
+    path = repo / f"{NAME}_grading_test_{os.getpid()}.ipynb"
+    try:
+        # sklearn is not imported before the sandbox's audit hook, so this reads the venv
+        path.write_bytes(
+            submission(book, tmp_path, before=["import sklearn.datasets"]).read_bytes()
+        )
+        r = grade(path, known)
+    finally:
+        path.unlink(missing_ok=True)
+    assert r.status == "ok" and r.total == 4

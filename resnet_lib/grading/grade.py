@@ -269,6 +269,7 @@ def _run(result: Result, spec: ExerciseSpec, cells: list[str], limits: Limits, p
     workdir = Path(tempfile.mkdtemp(prefix="resnet-grade-"))
     session = _Session(result, workdir, protected, limits, time.monotonic() + limits.wall_timeout)
     rng = random.Random(secrets.randbits(64))
+    outcomes: dict[str, TestResult] = {}
     try:
         # 1. the submission's own cells
         for index, code in enumerate(cells, start=1):
@@ -298,7 +299,6 @@ def _run(result: Result, spec: ExerciseSpec, cells: list[str], limits: Limits, p
         ]
         for canary in _canaries(rng):
             plan.insert(rng.randrange(len(plan) + 1), canary)
-        outcomes: dict[str, TestResult] = {}
         for test, expected in plan:
             try:
                 reply = session.ensure().run_test(
@@ -315,8 +315,8 @@ def _run(result: Result, spec: ExerciseSpec, cells: list[str], limits: Limits, p
                 outcome = TestResult(test, "crashed", str(err))
             else:
                 outcome = _outcome(test, reply)
-            if expected is not None:
-                if outcome.status != expected:
+            if expected is not None:  # a timeout or crash here says nothing about honesty
+                if outcome.status in ("pass", "fail") and outcome.status != expected:
                     result.flags.append(
                         f"a control check the grader knows should {expected} was reported as "
                         f"{outcome.status}: the submission interfered with grading"
@@ -327,10 +327,8 @@ def _run(result: Result, spec: ExerciseSpec, cells: list[str], limits: Limits, p
         result.worsen(
             "timeout", f"the submission ran past the {limits.wall_timeout:.0f} s limit; stopped"
         )
-        outcomes = locals().get("outcomes", {})
     except SandboxDied as err:
         result.worsen("crashed", str(err))
-        outcomes = locals().get("outcomes", {})
     finally:
         session.close()
         shutil.rmtree(workdir, ignore_errors=True)
@@ -391,7 +389,10 @@ def grade_notebook(
             for q in spec.questions
         ]
     else:
-        protected = list(protected or []) + [spec.master.parent, path.resolve().parent]
+        # The masters, and the other notebooks beside this one (other learners' submissions);
+        # not the whole folder, which may hold the Python environment itself.
+        neighbours = [p for p in path.resolve().parent.glob("*.ipynb") if p != path.resolve()]
+        protected = list(protected or []) + [spec.master.parent, *neighbours]
         _run(result, spec, cells_to_run(nb), limits, protected)
         if result.flags:
             result.zeroed = True
