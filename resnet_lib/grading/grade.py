@@ -332,9 +332,20 @@ def _run(result: Result, spec: ExerciseSpec, cells: list[str], limits: Limits, p
     finally:
         session.close()
         shutil.rmtree(workdir, ignore_errors=True)
-    for q in spec.questions:
-        tests = [outcomes.get(t.name, TestResult(t, "not-run", "not run")) for t in q.tests]
-        result.questions.append(QuestionResult(q.name, q.points, tests, q.all_or_nothing))
+    result.questions = _question_results(spec, outcomes)
+
+
+def _question_results(spec: ExerciseSpec, outcomes: dict[str, TestResult]) -> list:
+    """Every question of the exercise; a test without an outcome was not run (scores 0)."""
+    return [
+        QuestionResult(
+            q.name,
+            q.points,
+            [outcomes.get(t.name, TestResult(t, "not-run", "not run")) for t in q.tests],
+            q.all_or_nothing,
+        )
+        for q in spec.questions
+    ]
 
 
 def _outcome(test: TestSpec, reply: dict) -> TestResult:
@@ -384,10 +395,7 @@ def grade_notebook(
     spec = load_exercise(known[result.exercise])
     result.possible = spec.points
     if nb is None:
-        result.questions = [
-            QuestionResult(q.name, q.points, [TestResult(t, "not-run") for t in q.tests])
-            for q in spec.questions
-        ]
+        result.questions = _question_results(spec, {})
     else:
         # The masters, and the other notebooks beside this one (other learners' submissions);
         # not the whole folder, which may hold the Python environment itself.

@@ -81,8 +81,7 @@ def feedback(r: Result) -> str:
         lines += [f"- {e}" for e in r.cell_errors]
         lines.append("")
     for q in r.questions:
-        score = 0.0 if r.zeroed else q.score
-        lines.append(f"## {q.name}: {_num(score)} / {_num(q.possible)}")
+        lines.append(f"## {q.name}: {_num(r.score_of(q.name))} / {_num(q.possible)}")
         for t in q.tests:
             kind = "hidden" if t.test.hidden else "public"
             mark = "passed" if t.passed else t.status

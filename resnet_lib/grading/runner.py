@@ -237,10 +237,7 @@ class Sandbox:
 
     # -- lifetime ------------------------------------------------------------------------------
     def kill(self) -> None:
-        if self.proc.poll() is None:
-            kill_tree(self.proc.pid)
-        else:
-            kill_tree(self.proc.pid)  # its group may outlive it
+        kill_tree(self.proc.pid)  # even if it has exited: its group may outlive it
         try:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
