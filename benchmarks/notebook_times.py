@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("notebooks", nargs="*", type=Path,
                         default=sorted((ROOT / "chapters").glob("*.ipynb")))
-    parser.add_argument("--profile", choices=["quick", "full"], default=None,
+    parser.add_argument("--profile", choices=["quick", "gpu", "full"], default=None,
                         help="RESNET_BOOK_PROFILE for the kernels (default: leave as is)")
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per notebook")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")

@@ -4,7 +4,8 @@ SGD with momentum and weight decay; the learning rate follows a schedule given p
 linear warm-up then cosine decay (the quick profile), or step decay by 10x at fixed iterations
 (He et al. 2016a, Sec. 4.2: lr 0.1, divided by 10 at 32k and 48k iterations, stop at 64k).
 
-    python -m resnet_lib.train --model resnet56 --data cifar10          # the paper's recipe
+    python -m resnet_lib.train --model resnet56 --profile full        # the paper's recipe
+    python -m resnet_lib.train --model resnet56 --profile gpu         # its 5-epoch version
     python -m resnet_lib.train --model plain20 --data digits --epochs 15
 """
 
@@ -43,11 +44,9 @@ class TrainConfig:
 
 def config_for(profile: Profile) -> TrainConfig:
     """The training recipe of ``profile``'s experiments."""
-    on_cifar = profile.dataset == "cifar10"
     return TrainConfig(epochs=profile.epochs, batch_size=profile.batch_size, lr=profile.lr,
                        schedule=profile.schedule, warmup_steps=profile.warmup_steps,
-                       milestones=profile.milestones, max_steps=profile.max_steps,
-                       num_workers=4 if on_cifar else 0)
+                       milestones=profile.milestones, max_steps=profile.max_steps)
 
 
 #: The paper's CIFAR-10 recipe (He et al. 2016a, Sec. 4.2), the full profile's.
@@ -238,7 +237,9 @@ def main(argv: list[str] | None = None) -> History:
     parser.add_argument("--model", default="resnet20", help="resnetN or plainN, N = 6n+2")
     parser.add_argument("--data", choices=list(data_lib.DATASETS), default=None,
                         help="default: the profile's dataset")
-    parser.add_argument("--profile", choices=["quick", "full"], default=None)
+    parser.add_argument("--profile", choices=list(PROFILES), default=None,
+                        help="whose recipe and data (default: $RESNET_BOOK_PROFILE, else gpu "
+                             "with CUDA and quick without)")
     parser.add_argument("--shortcut", choices=["A", "B", "C"], default="A")
     parser.add_argument("--widths", type=int, nargs="+", default=None)
     parser.add_argument("--epochs", type=int, default=None)
@@ -258,7 +259,9 @@ def main(argv: list[str] | None = None) -> History:
     profile = get_profile(args.profile)
     name = args.data or profile.dataset
     splits = data_lib.cifar10(args.root) if name == "cifar10" else data_lib.load(name)
-    config = config_for(PROFILES["full"] if name == "cifar10" else PROFILES["quick"])
+    if profile.dataset != name:  # --data names another dataset: use the recipe made for it
+        profile = PROFILES["full"] if name == "cifar10" else PROFILES["quick"]
+    config = config_for(profile)
     overrides = {"epochs": args.epochs, "max_steps": args.iterations, "lr": args.lr,
                  "batch_size": args.batch_size, "schedule": args.schedule,
                  "warmup_steps": args.warmup_steps,

@@ -95,7 +95,8 @@ def profile_name(s) -> str:
     return s.profile if isinstance(s.profile, str) else s.profile.name
 
 
-@pytest.mark.parametrize("value,dataset", [("quick", "digits"), ("full", "cifar")])
+@pytest.mark.parametrize("value,dataset", [("quick", "digits"), ("gpu", "cifar"),
+                                           ("full", "cifar")])
 def test_setup_reads_env(monkeypatch, capsys, value, dataset):
     monkeypatch.setenv(ENV, value)
     s = rl.setup(seed=0)
@@ -120,7 +121,7 @@ def test_setup_profile_argument_overrides_env(monkeypatch):
     assert profile_name(rl.setup(profile="quick")) == "quick"
 
 
-@pytest.mark.parametrize("cuda,expected", [(False, "quick"), (True, "full")])
+@pytest.mark.parametrize("cuda,expected", [(False, "quick"), (True, "gpu")])
 def test_setup_default_depends_on_cuda(monkeypatch, cuda, expected):
     monkeypatch.delenv(ENV, raising=False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
@@ -132,7 +133,7 @@ def test_setup_rejects_unknown_profile(monkeypatch, bad):
     monkeypatch.setenv(ENV, bad)
     with pytest.raises(ValueError) as err:
         rl.setup()
-    assert "quick" in str(err.value) and "full" in str(err.value)
+    assert all(name in str(err.value) for name in ("quick", "gpu", "full"))
     monkeypatch.delenv(ENV)
     with pytest.raises(ValueError, match="quick"):
         rl.setup(profile=bad)
