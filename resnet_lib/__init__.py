@@ -49,7 +49,7 @@ from .models import (
     wide_resnet,
     wide_resnet50_2,
 )
-from .notebook import glue, markdown_table, show_source, show_table
+from .notebook import Numbers, glue, markdown_table, show_source, show_table
 from .plotting import plot_curves
 from .profiles import PROFILES, Profile, Setup, get_profile, pick_device, seed_everything, setup
 from .train import History, TrainConfig, compare, config_for, fit
@@ -103,6 +103,7 @@ __all__ = [
     "vgg",
     "wide_resnet",
     "wide_resnet50_2",
+    "Numbers",
     "glue",
     "markdown_table",
     "show_source",

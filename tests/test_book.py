@@ -12,9 +12,7 @@ with CI=true, both fail.
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 import warnings
 from html.parser import HTMLParser
@@ -23,13 +21,12 @@ from urllib.parse import urlparse
 
 import pytest
 import yaml
+from conftest import CI, unavailable
 
 ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
-CI = os.environ.get("CI", "").lower() in {"true", "1", "yes"}
-CHROMIUM = os.environ.get("CHROMIUM", "/usr/bin/chromium")
 SCREENSHOTS = ROOT / "_build" / "screenshots"
 
 # The repository every launch link must point into, from _config.yml only.
@@ -38,13 +35,6 @@ OWNER, REPO = urlparse(REPO_URL).path.strip("/").split("/")[:2]
 BRANCH = CONFIG["repository"].get("branch", "main")
 BOOK_DIR = (CONFIG["repository"].get("path_to_book") or "").strip("/")
 LAB = CONFIG["launch_buttons"].get("notebook_interface") == "jupyterlab"
-
-
-def unavailable(reason: str) -> None:
-    """Skip locally; fail under CI, where the environment is supposed to be complete."""
-    if CI:
-        pytest.fail(reason + " (CI=true: this must not be missing)")
-    pytest.skip(reason)
 
 
 def toc_docnames() -> list[str]:
@@ -147,32 +137,6 @@ def test_no_mathjax_from_cdn() -> None:
 
 
 # ---------------------------------------------------------------------------- browser tests
-
-
-@pytest.fixture(scope="module")
-def browser():
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("Python package playwright is missing: pip install -r requirements.txt")
-    if not (Path(CHROMIUM).is_file() or shutil.which(CHROMIUM)):
-        unavailable(f"no Chromium at {CHROMIUM}: install it with `apt-get install chromium`")
-    with sync_playwright() as p:
-        browser = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
-        yield browser
-        browser.close()
 
 
 class Visit:
