@@ -1,20 +1,21 @@
-# Two entry points (see README.md):
+# Entry points (see README.md):
 #   make book   create/refresh .venv, then build the HTML book into _build/html
-#   make test   make book, then every test: pytest (tests/), nbval (chapters/, exercises/,
-#               solutions/), ruff
+#   make test   make book, then every test: pytest (tests/), nbval (exercises/, solutions/),
+#               ruff
+#   make lab    create/refresh .venv, then start JupyterLab from it
 # Any failing step stops make with a non-zero exit status.
 
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
-LIB_STAMP := _build/.resnet_lib-stamp
+CACHE  := _build/.jupyter_cache
 # Notebook kernels (kernelspec python3) and tools resolve to the venv's interpreter.
 export PATH := $(abspath $(BIN)):$(PATH)
 
-.PHONY: book test venv vendor pytest nbval lint clean
+.PHONY: book test lab venv vendor execution-cache pytest nbval lint clean
 
-book: vendor $(LIB_STAMP)
+book: vendor execution-cache
 	$(BIN)/jupyter-book build -W -n --keep-going .
 
 test: book pytest nbval lint
@@ -27,12 +28,14 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install -r requirements.txt
 	touch $@
 
-# The execution cache keys on each notebook's code only. When resnet_lib or the installed
-# packages change, drop it so the book shows outputs of the current code (the grader,
-# resnet_lib/grading, runs in no chapter).
-$(LIB_STAMP): $(shell find resnet_lib -name "*.py" -not -path "*/grading/*" 2>/dev/null) $(STAMP)
-	rm -rf _build/.jupyter_cache
-	mkdir -p $(@D) && touch $@
+# jupyter-cache re-runs a notebook when its code changes. tools/cache_key.py drops the whole
+# cache when anything else its outputs depend on changed (resnet_lib, the requirements, the
+# installed versions, the profile and device, the execute settings), and Sphinx's environment
+# with it, which would keep the old outputs of unchanged notebooks. It compares contents, not
+# time stamps, and keeps the key inside the cache, so a cache restored into a fresh clone (CI)
+# survives while it still matches. The key includes what is installed, hence after the venv.
+execution-cache: $(STAMP)
+	$(BIN)/python tools/cache_key.py $(CACHE) --also-drop _build/.doctrees
 
 vendor: $(STAMP)
 	$(BIN)/python tools/vendor_assets.py
@@ -42,13 +45,20 @@ vendor: $(STAMP)
 pytest: book
 	$(BIN)/python -m pytest tests
 
-# Notebooks run top to bottom in a fresh kernel; outputs are compared only in cells
-# marked "# NBVAL_CHECK_OUTPUT".
+# The notebooks the book does not execute run top to bottom in a fresh kernel; outputs are
+# compared only in cells marked "# NBVAL_CHECK_OUTPUT". The chapters are not run again here:
+# `make book` executed each in a fresh kernel (a cell that raises fails the build), or took it
+# from the cache when neither it nor anything it depends on changed (tools/cache_key.py).
 nbval: $(STAMP)
-	$(BIN)/python -m pytest --nbval-lax --nbval-current-env chapters exercises solutions
+	$(BIN)/python -m pytest --nbval-lax --nbval-current-env exercises solutions
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
+
+# JupyterLab with the venv's kernel and extensions (jupyterlab-myst renders the chapters' MyST).
+# JUPYTER_PREFER_ENV_PATH: the venv's kernel and extensions win over any in ~/.local/share/jupyter.
+lab: $(STAMP)
+	JUPYTER_PREFER_ENV_PATH=1 $(BIN)/jupyter lab
 
 clean:
 	rm -rf _build _vendor
