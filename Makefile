@@ -1,7 +1,7 @@
 # Entry points (see README.md):
 #   make book   create/refresh .venv, then build the HTML book into _build/html
-#   make test   make book, then every test: pytest (tests/), nbval (exercises/, solutions/),
-#               ruff
+#   make test   ruff (lint and format), make book, then every test: pytest (tests/), nbval
+#               (exercises/, solutions/)
 #   make lab    create/refresh .venv, then start JupyterLab from it
 # Any failing step stops make with a non-zero exit status.
 
@@ -18,7 +18,7 @@ export PATH := $(abspath $(BIN)):$(PATH)
 book: vendor execution-cache
 	$(BIN)/jupyter-book build -W -n --keep-going .
 
-test: book pytest nbval lint
+test: lint book pytest nbval
 	@echo "make test: all checks passed"
 
 # Reinstall only when the requirements or the package metadata change.
@@ -52,8 +52,10 @@ pytest: book
 nbval: $(STAMP)
 	$(BIN)/python -m pytest --nbval-lax --nbval-current-env exercises solutions
 
+# The cheap checks, first in make test: lint rules, then the one formatter.
 lint: $(STAMP)
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 # JupyterLab with the venv's kernel and extensions (jupyterlab-myst renders the chapters' MyST).
 # JUPYTER_PREFER_ENV_PATH: the venv's kernel and extensions win over any in ~/.local/share/jupyter.

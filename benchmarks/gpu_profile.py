@@ -76,8 +76,9 @@ def eval_rate(model: nn.Module, device: torch.device, steps: int) -> float:
 def data_rate(batches: int = 50) -> float:
     """Images per second that ImageTensors delivers, augmented, at batch 128 (on the CPU)."""
     images = torch.randint(0, 256, (TRAIN_IMAGES, 3, 32, 32), dtype=torch.uint8)
-    ds = ImageTensors(images, torch.zeros(TRAIN_IMAGES, dtype=torch.long), CIFAR10_MEAN,
-                      CIFAR10_STD, augment=True)
+    ds = ImageTensors(
+        images, torch.zeros(TRAIN_IMAGES, dtype=torch.long), CIFAR10_MEAN, CIFAR10_STD, augment=True
+    )
     loader = torch.utils.data.DataLoader(ds, batch_size=128, shuffle=True)
     it = iter(loader)
     start = time.perf_counter()
@@ -87,8 +88,9 @@ def data_rate(batches: int = 50) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default=None)
     parser.add_argument("--steps", type=int, default=30, help="timed training steps per network")
     parser.add_argument("--warmup", type=int, default=5)
@@ -97,8 +99,11 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     device = torch.device(args.device) if args.device else rl.pick_device()
     rl.seed_everything(0)  # also makes cuDNN deterministic, as in the notebooks
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else \
-        f"CPU, {torch.get_num_threads()} threads"
+    name = (
+        torch.cuda.get_device_name(device)
+        if device.type == "cuda"
+        else f"CPU, {torch.get_num_threads()} threads"
+    )
     gpu, full = rl.PROFILES["gpu"], rl.PROFILES["full"]
     gpu_measured = (gpu.train_eval_images or TRAIN_IMAGES) + TEST_IMAGES
     full_measured = TRAIN_IMAGES + TEST_IMAGES  # full measures the whole training set
@@ -107,26 +112,33 @@ def main(argv: list[str] | None = None) -> None:
         return TRAIN_IMAGES / rates[depth][0] + measured / rates[depth][1]
 
     print(f"device: {device} ({name}); torch {torch.__version__}; batch 128, 3x32x32, fp32")
-    print(f"{'network':12s} {'train img/s':>12s} {'eval img/s':>11s} "
-          f"{'s/epoch, gpu profile':>21s}")
+    print(f"{'network':12s} {'train img/s':>12s} {'eval img/s':>11s} {'s/epoch, gpu profile':>21s}")
     rates = {}
     for depth in args.depths:
         model = rl.cifar_resnet(depth)
-        rates[depth] = (train_rate(model, device, args.steps, args.warmup),
-                        eval_rate(model, device, max(3, args.steps // 3)))
-        print(f"ResNet-{depth:<5d} {rates[depth][0]:12,.0f} {rates[depth][1]:11,.0f} "
-              f"{epoch_seconds(depth, gpu_measured):21.1f}")
+        rates[depth] = (
+            train_rate(model, device, args.steps, args.warmup),
+            eval_rate(model, device, max(3, args.steps // 3)),
+        )
+        print(
+            f"ResNet-{depth:<5d} {rates[depth][0]:12,.0f} {rates[depth][1]:11,.0f} "
+            f"{epoch_seconds(depth, gpu_measured):21.1f}"
+        )
     if not args.no_data:
-        print(f"data: ImageTensors delivers {data_rate():,.0f} augmented img/s on the CPU "
-              f"(enough if above the fastest network's training rate)")
+        print(
+            f"data: ImageTensors delivers {data_rate():,.0f} augmented img/s on the CPU "
+            f"(enough if above the fastest network's training rate)"
+        )
     if {20, 56} <= rates.keys():  # Chapter 1: plain twins cost what the ResNets cost
         gpu_epoch = 2 * (epoch_seconds(20, gpu_measured) + epoch_seconds(56, gpu_measured))
         full_epoch = 2 * (epoch_seconds(20, full_measured) + epoch_seconds(56, full_measured))
         full_epochs = full.max_steps / math.ceil(TRAIN_IMAGES / full.batch_size)
-        print(f"Chapter 1, four networks, one seed: gpu profile ({gpu.epochs} epochs) "
-              f"{gpu.epochs * gpu_epoch / 60:.1f} min of training; full profile "
-              f"({full.max_steps:,} steps, {full_epochs:.0f} epochs) "
-              f"{full_epochs * full_epoch / 3600:.1f} h")
+        print(
+            f"Chapter 1, four networks, one seed: gpu profile ({gpu.epochs} epochs) "
+            f"{gpu.epochs * gpu_epoch / 60:.1f} min of training; full profile "
+            f"({full.max_steps:,} steps, {full_epochs:.0f} epochs) "
+            f"{full_epochs * full_epoch / 3600:.1f} h"
+        )
 
 
 if __name__ == "__main__":

@@ -21,6 +21,10 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tools"))
+import prompt_replies  # noqa: E402
+
+prompt_replies.install()  # as in the book build: no wait for a reply that has arrived
 
 
 def first_output(nb: nbformat.NotebookNode) -> str:
@@ -32,12 +36,18 @@ def first_output(nb: nbformat.NotebookNode) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("notebooks", nargs="*", type=Path,
-                        default=sorted((ROOT / "chapters").glob("*.ipynb")))
-    parser.add_argument("--profile", choices=["quick", "gpu", "full"], default=None,
-                        help="RESNET_BOOK_PROFILE for the kernels (default: leave as is)")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "notebooks", nargs="*", type=Path, default=sorted((ROOT / "chapters").glob("*.ipynb"))
+    )
+    parser.add_argument(
+        "--profile",
+        choices=["quick", "gpu", "full"],
+        default=None,
+        help="RESNET_BOOK_PROFILE for the kernels (default: leave as is)",
+    )
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per notebook")
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     parser.add_argument("--save-dir", type=Path, default=None)
@@ -48,8 +58,12 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for path in args.notebooks:
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=args.timeout, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}})
+        client = NotebookClient(
+            nb,
+            timeout=args.timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        )
         start = time.perf_counter()
         try:
             client.execute()
@@ -62,8 +76,11 @@ def main(argv: list[str] | None = None) -> int:
             nbformat.write(nb, args.save_dir / path.name)
         within = "yes" if seconds <= args.budget else "NO"
         rows.append((path.name, seconds, within, status, first_output(nb)))
-        print(f"{path.name:32s} {seconds:7.1f} s  within {args.budget:.0f} s: {within:3s}  "
-              f"{status}  [{first_output(nb)}]", flush=True)
+        print(
+            f"{path.name:32s} {seconds:7.1f} s  within {args.budget:.0f} s: {within:3s}  "
+            f"{status}  [{first_output(nb)}]",
+            flush=True,
+        )
     total = sum(r[1] for r in rows)
     print(f"{'total':32s} {total:7.1f} s for {len(rows)} notebooks")
     return 1 if failed else 0

@@ -1,9 +1,47 @@
 """resnet_lib: the code behind "Residual Networks, an interactive textbook".
 
 Each idea lives once, in a small module named after its topic; the chapters show this code
-rather than copying it. Everything public is importable from here, e.g. ``resnet_lib.resnet50``.
+rather than copying it. Use it as ``import resnet_lib as rl``.
+
+``__all__`` holds what is exported here: the topic modules, each an attribute of the package
+(``rl.paths.path_sums``, ``rl.data.for_profile``): analysis, blocks, data, efficiency, figures,
+identity, init, models, notebook, paths, plotting, profiles, train; and, from these modules, the
+names the chapters use most (``rl.cifar_resnet(20, residual=False)``):
+
+- blocks: conv3x3, conv1x1, ShortcutA, projection, make_shortcut, BasicBlock, Bottleneck,
+  SEBasicBlock, SEBottleneck, PreActBasicBlock, PreActBottleneck, HighwayLayer, DenseLayer,
+  DenseBlock, Transition
+- models: ResNet, resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d,
+  wide_resnet50_2, se_resnet50, CifarResNet, cifar_resnet, se_resnet, cifar_resnext,
+  PreActResNet, preact_resnet, wide_resnet, HighwayNetwork, DenseNet, cifar_densenet, VGG
+- init: initialize, zero_init_last
+- efficiency: count_parameters, conv_weights, multiply_adds
+- analysis: ShapeRow, trace_shapes
+- data: DataSplits, DatasetNotFoundError
+- profiles: PROFILES, Profile, Setup, setup, get_profile, pick_device, seed_everything
+- train: TrainConfig, History, fit, compare, config_for
+- plotting: plot_curves
+- notebook: Numbers, glue, show_source, show_table, markdown_table
+
+The grader of the exercises is not imported here; the exercise notebooks import it themselves
+(``from resnet_lib.grading import uses_answer``).
 """
 
+from . import (
+    analysis,
+    blocks,
+    data,
+    efficiency,
+    figures,
+    identity,
+    init,
+    models,
+    notebook,
+    paths,
+    plotting,
+    profiles,
+    train,
+)
 from .analysis import ShapeRow, trace_shapes
 from .blocks import (
     BasicBlock,
@@ -24,7 +62,6 @@ from .blocks import (
 )
 from .data import DatasetNotFoundError, DataSplits
 from .efficiency import conv_weights, count_parameters, multiply_adds
-from .grading import uses_answer
 from .init import initialize, zero_init_last
 from .models import (
     VGG,
@@ -45,7 +82,6 @@ from .models import (
     resnext50_32x4d,
     se_resnet,
     se_resnet50,
-    vgg,
     wide_resnet,
     wide_resnet50_2,
 )
@@ -57,68 +93,90 @@ from .train import History, TrainConfig, compare, config_for, fit
 __version__ = "0.1.0"
 
 __all__ = [
-    "uses_answer",
-    "ShapeRow",
-    "trace_shapes",
+    # topic modules
+    "analysis",
+    "blocks",
+    "data",
+    "efficiency",
+    "figures",
+    "identity",
+    "init",
+    "models",
+    "notebook",
+    "paths",
+    "plotting",
+    "profiles",
+    "train",
+    # blocks
+    "conv3x3",
+    "conv1x1",
+    "ShortcutA",
+    "projection",
+    "make_shortcut",
     "BasicBlock",
     "Bottleneck",
-    "DenseBlock",
-    "DenseLayer",
-    "HighwayLayer",
-    "PreActBasicBlock",
-    "PreActBottleneck",
     "SEBasicBlock",
     "SEBottleneck",
-    "ShortcutA",
+    "PreActBasicBlock",
+    "PreActBottleneck",
+    "HighwayLayer",
+    "DenseLayer",
+    "DenseBlock",
     "Transition",
-    "conv1x1",
-    "conv3x3",
-    "make_shortcut",
-    "projection",
-    "DataSplits",
-    "DatasetNotFoundError",
-    "conv_weights",
-    "count_parameters",
-    "multiply_adds",
-    "initialize",
-    "zero_init_last",
-    "VGG",
-    "CifarResNet",
-    "DenseNet",
-    "HighwayNetwork",
-    "PreActResNet",
+    # models
     "ResNet",
-    "cifar_densenet",
-    "cifar_resnet",
-    "cifar_resnext",
-    "preact_resnet",
     "resnet18",
     "resnet34",
     "resnet50",
     "resnet101",
     "resnet152",
     "resnext50_32x4d",
-    "se_resnet",
-    "se_resnet50",
-    "vgg",
-    "wide_resnet",
     "wide_resnet50_2",
-    "Numbers",
-    "glue",
-    "markdown_table",
-    "show_source",
-    "show_table",
-    "plot_curves",
+    "se_resnet50",
+    "CifarResNet",
+    "cifar_resnet",
+    "se_resnet",
+    "cifar_resnext",
+    "PreActResNet",
+    "preact_resnet",
+    "wide_resnet",
+    "HighwayNetwork",
+    "DenseNet",
+    "cifar_densenet",
+    "VGG",
+    # init
+    "initialize",
+    "zero_init_last",
+    # efficiency
+    "count_parameters",
+    "conv_weights",
+    "multiply_adds",
+    # analysis
+    "ShapeRow",
+    "trace_shapes",
+    # data
+    "DataSplits",
+    "DatasetNotFoundError",
+    # profiles
     "PROFILES",
     "Profile",
     "Setup",
+    "setup",
     "get_profile",
     "pick_device",
     "seed_everything",
-    "setup",
-    "History",
+    # train
     "TrainConfig",
+    "History",
+    "fit",
     "compare",
     "config_for",
-    "fit",
+    # plotting
+    "plot_curves",
+    # notebook
+    "Numbers",
+    "glue",
+    "show_source",
+    "show_table",
+    "markdown_table",
 ]

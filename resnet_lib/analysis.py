@@ -1,9 +1,13 @@
-"""Looking inside networks: tensor shapes (and, in later chapters, gradients and lesions)."""
+"""Looking inside networks: tensor shapes, gradients at every block and at the input, and the
+lesion study."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import partial
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -25,9 +29,12 @@ def trace_shapes(model: nn.Module, x: Tensor, depth: int = 1) -> list[ShapeRow]:
     handles = []
     for name, module in model.named_modules():
         if name and name.count(".") == depth - 1:
+
             def hook(mod: nn.Module, inputs, output, name: str = name) -> None:
-                rows.append(ShapeRow(name, type(mod).__name__, tuple(output.shape),
-                                     count_parameters(mod)))
+                rows.append(
+                    ShapeRow(name, type(mod).__name__, tuple(output.shape), count_parameters(mod))
+                )
+
             handles.append(module.register_forward_hook(hook))
     was_training = model.training
     model.eval()  # BatchNorm in training mode would update its running statistics
@@ -55,46 +62,104 @@ def weight_grad_norms(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float
     training mode uses the batch statistics, as during training)."""
     model.zero_grad(set_to_none=True)
     nn.functional.cross_entropy(model(x), y).backward()
-    norms = {name: m.weight.grad.norm().item() for name, m in model.named_modules()
-             if isinstance(m, nn.Conv2d) and m.weight.grad is not None}
+    norms = {
+        name: m.weight.grad.norm().item()
+        for name, m in model.named_modules()
+        if isinstance(m, nn.Conv2d) and m.weight.grad is not None
+    }
     model.zero_grad(set_to_none=True)
     return norms
 
 
+def per_example_norm(grad: Tensor) -> float:
+    """The size of one example's gradient, averaged over the batch, from the gradient of a
+    *batch-mean* loss: that gradient is 1/batch of each example's own, so it is scaled back up."""
+    return (grad.flatten(1).norm(dim=1) * grad.shape[0]).mean().item()
+
+
+class BlockGradientLog:
+    """Records ||dL/dx_l||, the gradient of the loss with respect to each block's *output*, on
+    every backward pass through ``model`` until :meth:`remove` is called (backward hooks).
+
+    ``norms[name]`` holds one value per backward pass, in order: attached while a network
+    trains, it records the gradients SGD used at every step; ``at(step)`` is the profile of
+    one step, block by block from the input to the output."""
+
+    def __init__(self, model: nn.Module) -> None:
+        self.norms: dict[str, list[float]] = {name: [] for name, _ in blocks_of(model)}
+        self._handles = [
+            block.register_full_backward_hook(partial(self._record, name))
+            for name, block in blocks_of(model)
+        ]
+
+    def _record(self, name: str, module: nn.Module, grad_input, grad_output) -> None:
+        self.norms[name].append(per_example_norm(grad_output[0]))
+
+    def at(self, step: int) -> np.ndarray:
+        return np.array([values[step] for values in self.norms.values()])
+
+    def remove(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+
+
 def block_grad_norms(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float]:
-    """||dL/dx_l||, the gradient of the loss with respect to each block's *output*, collected with
-    backward hooks (one forward and backward pass, cross-entropy on ``(x, y)``). Per-example
-    norm, averaged over the batch."""
-    norms: dict[str, float] = {}
-    handles = []
-    for name, block in blocks_of(model):
-        def hook(mod: nn.Module, grad_input, grad_output, name: str = name) -> None:
-            g = grad_output[0]
-            # The loss is a batch mean; multiply by the batch size for per-example gradients.
-            norms[name] = (g.flatten(1).norm(dim=1) * g.shape[0]).mean().item()
-        handles.append(block.register_full_backward_hook(hook))
+    """||dL/dx_l|| at each block's output after one forward and backward pass of the
+    cross-entropy loss on ``(x, y)``: per-example norm, averaged over the batch."""
+    log = BlockGradientLog(model)
     try:
         model.zero_grad(set_to_none=True)
         nn.functional.cross_entropy(model(x), y).backward()
     finally:
-        for h in handles:
-            h.remove()
+        log.remove()
         model.zero_grad(set_to_none=True)
-    order = [name for name, _ in blocks_of(model)]
-    return {name: norms[name] for name in order if name in norms}
+    return {name: values[-1] for name, values in log.norms.items() if values}
+
+
+def input_gradients(model: nn.Module, x: Tensor, y: Tensor) -> Tensor:
+    """dL/dx for every example of the batch ``x`` (cross-entropy on ``y``, scaled by the batch
+    size: each example's own gradient, see :func:`per_example_norm`). The model's mode is kept."""
+    x = x.detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(nn.functional.cross_entropy(model(x), y), x)
+    return grad * len(x)
+
+
+def gradient_correlation(
+    model: nn.Module,
+    x: Tensor,
+    y: Tensor,
+    distances: Sequence[float],
+    directions: Tensor | None = None,
+    seed: int = 0,
+) -> dict[float, float]:
+    """How alike the input gradients of nearby inputs are (Balduzzi et al. 2017, "shattered
+    gradients"): for each distance d, the cosine similarity between ``g(x)`` and
+    ``g(x + d |x| u)``, where ``g`` is :func:`input_gradients` and ``u`` a unit direction per
+    example (``directions``, normalised; by default random, from ``seed``), averaged over the
+    batch. 1 means the gradient did not change; near 0, that it looks like noise."""
+    if directions is None:
+        generator = torch.Generator().manual_seed(seed)
+        directions = torch.randn(x.shape, generator=generator).to(x.device, x.dtype)
+    unit = directions / directions.flatten(1).norm(dim=1).view(-1, *[1] * (x.dim() - 1))
+    size = x.flatten(1).norm(dim=1).view(-1, *[1] * (x.dim() - 1))
+    here = input_gradients(model, x, y).flatten(1)
+    result = {}
+    for d in distances:
+        there = input_gradients(model, x + d * size * unit, y).flatten(1)
+        result[d] = nn.functional.cosine_similarity(here, there, dim=1).mean().item()
+    return result
 
 
 class _Lesioned(nn.Module):
-    """A deleted block: residual blocks keep only their shortcut, plain blocks become y = x."""
+    """A deleted block: a residual block keeps only its shortcut, as the block itself computes
+    it (a pre-activation block projects ReLU(BN(x)), not x); a plain block becomes y = x."""
 
     def __init__(self, block: nn.Module) -> None:
         super().__init__()
         self.block = block
 
     def forward(self, x: Tensor) -> Tensor:
-        if getattr(self.block, "residual", False) and getattr(self.block, "downsample", None):
-            return self.block.downsample(x)
-        return x
+        return self.block.shortcut(x) if getattr(self.block, "residual", False) else x
 
 
 def can_lesion(block: nn.Module) -> bool:

@@ -19,11 +19,11 @@ NormLayer = Callable[[int], nn.Module]
 SHORTCUT_OPTIONS = ("A", "B", "C")
 
 
-def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1,
-            dilation: int = 1) -> nn.Conv2d:
+def conv3x3(in_planes: int, out_planes: int, stride: int = 1, groups: int = 1) -> nn.Conv2d:
     """3x3 convolution with padding, no bias (a BatchNorm follows)."""
-    return nn.Conv2d(in_planes, out_planes, kernel_size=3, stride=stride, padding=dilation,
-                     groups=groups, bias=False, dilation=dilation)
+    return nn.Conv2d(
+        in_planes, out_planes, kernel_size=3, stride=stride, padding=1, groups=groups, bias=False
+    )
 
 
 def conv1x1(in_planes: int, out_planes: int, stride: int = 1) -> nn.Conv2d:
@@ -55,20 +55,27 @@ class ShortcutA(nn.Module):
         return f"{self.in_planes}, {self.out_planes}, stride={self.stride}"
 
 
-def projection(in_planes: int, out_planes: int, stride: int,
-               norm_layer: NormLayer = nn.BatchNorm2d) -> nn.Sequential:
+def projection(
+    in_planes: int, out_planes: int, stride: int, norm_layer: NormLayer = nn.BatchNorm2d
+) -> nn.Sequential:
     """The projection shortcut ``W_s x`` (Eq. 2): a strided 1x1 convolution and BatchNorm."""
     return nn.Sequential(conv1x1(in_planes, out_planes, stride), norm_layer(out_planes))
 
 
-def make_shortcut(option: str, in_planes: int, out_planes: int, stride: int,
-                  norm_layer: NormLayer = nn.BatchNorm2d) -> nn.Module | None:
-    """The shortcut of one block; ``None`` means the identity.
+def make_shortcut(
+    option: str,
+    in_planes: int,
+    out_planes: int,
+    stride: int,
+    norm_layer: NormLayer = nn.BatchNorm2d,
+) -> nn.Module | None:
+    """The shortcut of one block, passed to it as ``downsample``; ``None`` means the identity.
 
     He et al. (2016a), Sec. 4.1, compare three options:
     A: identity, and a parameter-free zero-padding shortcut where the shape changes;
     B: identity, and a projection where the shape changes;
     C: a projection in every block.
+    ``norm_layer`` follows the projection's convolution (``nn.Identity``: a bare convolution).
     """
     if option not in SHORTCUT_OPTIONS:
         raise ValueError(f"unknown shortcut option {option!r}; choose one of 'A', 'B', 'C'")
@@ -89,17 +96,22 @@ class BasicBlock(nn.Module):
 
     expansion: int = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None, groups: int = 1, base_width: int = 64,
-                 dilation: int = 1, norm_layer: NormLayer | None = None,
-                 residual: bool = True) -> None:
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        *,
+        groups: int = 1,
+        base_width: int = 64,
+        norm_layer: NormLayer | None = None,
+        residual: bool = True,
+    ) -> None:
         super().__init__()
         if groups != 1 or base_width != 64:
             raise ValueError("BasicBlock only supports groups=1 and base_width=64")
-        if dilation > 1:
-            raise NotImplementedError("dilation > 1 is not supported in BasicBlock")
-        if not residual and downsample is not None:
-            raise ValueError("a plain block (residual=False) has no shortcut; pass downsample=None")
+        _check_plain(residual, downsample)
         norm_layer = norm_layer or nn.BatchNorm2d
         self.conv1 = conv3x3(inplanes, planes, stride)
         self.bn1 = norm_layer(planes)
@@ -124,6 +136,11 @@ class BasicBlock(nn.Module):
             out = out + self.shortcut(x)
         return self.relu(out)
 
+    @property
+    def branch_end(self) -> nn.Module:
+        """The last layer of F with a weight: zeroing it makes F(x) = 0."""
+        return _last_weighted(self.conv2, self.bn2)
+
 
 class Bottleneck(nn.Module):
     """1x1 (reduce) -> 3x3 -> 1x1 (expand by 4): He et al. (2016a), Fig. 5 (right).
@@ -134,18 +151,25 @@ class Bottleneck(nn.Module):
 
     expansion: int = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None, groups: int = 1, base_width: int = 64,
-                 dilation: int = 1, norm_layer: NormLayer | None = None,
-                 residual: bool = True) -> None:
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        *,
+        groups: int = 1,
+        base_width: int = 64,
+        norm_layer: NormLayer | None = None,
+        residual: bool = True,
+    ) -> None:
         super().__init__()
-        if not residual and downsample is not None:
-            raise ValueError("a plain block (residual=False) has no shortcut; pass downsample=None")
+        _check_plain(residual, downsample)
         norm_layer = norm_layer or nn.BatchNorm2d
         width = int(planes * (base_width / 64.0)) * groups
         self.conv1 = conv1x1(inplanes, width)
         self.bn1 = norm_layer(width)
-        self.conv2 = conv3x3(width, width, stride, groups, dilation)
+        self.conv2 = conv3x3(width, width, stride, groups)
         self.bn2 = norm_layer(width)
         self.conv3 = conv1x1(width, planes * self.expansion)
         self.bn3 = norm_layer(planes * self.expansion)
@@ -155,6 +179,7 @@ class Bottleneck(nn.Module):
         self.residual = residual
 
     def residual_branch(self, x: Tensor) -> Tensor:
+        """F(x): conv1x1-BN-ReLU-conv3x3-BN-ReLU-conv1x1-BN."""
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         return self.bn3(self.conv3(out))
@@ -168,6 +193,11 @@ class Bottleneck(nn.Module):
             out = out + self.shortcut(x)
         return self.relu(out)
 
+    @property
+    def branch_end(self) -> nn.Module:
+        """The last layer of F with a weight: zeroing it makes F(x) = 0."""
+        return _last_weighted(self.conv3, self.bn3)
+
 
 class SEBasicBlock(BasicBlock):
     """BasicBlock with squeeze-and-excitation on F(x) before the addition (Hu et al., 2018).
@@ -176,8 +206,16 @@ class SEBasicBlock(BasicBlock):
     each channel; ``reduction`` is the ratio r of the squeeze (16 in the paper).
     """
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None, reduction: int = 16, **kwargs) -> None:
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        *,
+        reduction: int = 16,
+        **kwargs,
+    ) -> None:
         super().__init__(inplanes, planes, stride, downsample, **kwargs)
         out = planes * self.expansion
         self.se = SqueezeExcitation(out, max(1, out // reduction))
@@ -189,8 +227,16 @@ class SEBasicBlock(BasicBlock):
 class SEBottleneck(Bottleneck):
     """Bottleneck with squeeze-and-excitation on F(x) before the addition (Hu et al., 2018)."""
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1,
-                 downsample: nn.Module | None = None, reduction: int = 16, **kwargs) -> None:
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        *,
+        reduction: int = 16,
+        **kwargs,
+    ) -> None:
         super().__init__(inplanes, planes, stride, downsample, **kwargs)
         out = planes * self.expansion
         self.se = SqueezeExcitation(out, max(1, out // reduction))
@@ -204,33 +250,60 @@ class PreActBasicBlock(nn.Module):
 
     He et al. (2016b), "Identity Mappings in Deep Residual Networks", Fig. 1(b) and Eq. 3: BN and
     ReLU come before each convolution and nothing follows the addition, so the identity path from
-    any block to any later one is clean. Where the shape changes, the projection shortcut is applied
-    to the pre-activated input, as in the authors' code. ``dropout`` between the two convolutions
-    gives the block of wide ResNets (Zagoruyko and Komodakis, 2016).
+    any block to any later one is clean. The shortcut (``downsample``, from :func:`make_shortcut`)
+    and ``norm_layer`` are given as to :class:`BasicBlock`; a projection is applied to the
+    pre-activated input ``ReLU(BN(x))``, as in the authors' code. ``dropout`` between the two
+    convolutions gives the block of wide ResNets (Zagoruyko and Komodakis, 2016).
     """
 
     expansion: int = 1
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, shortcut: str = "B",
-                 residual: bool = True, dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        *,
+        norm_layer: NormLayer | None = None,
+        residual: bool = True,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
-        out_planes = planes * self.expansion
-        self.bn1 = nn.BatchNorm2d(inplanes)
+        _check_plain(residual, downsample)
+        norm_layer = norm_layer or nn.BatchNorm2d
+        self.bn1 = norm_layer(inplanes)
         self.conv1 = conv3x3(inplanes, planes, stride)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm_layer(planes)
         self.dropout = nn.Dropout(dropout) if dropout > 0 else nn.Identity()
-        self.conv2 = conv3x3(planes, out_planes)
+        self.conv2 = conv3x3(planes, planes * self.expansion)
         self.relu = nn.ReLU(inplace=False)
-        self.downsample = (make_shortcut(shortcut, inplanes, out_planes, stride, _no_norm)
-                           if residual else None)
+        self.downsample = downsample
+        self.stride = stride
         self.residual = residual
 
+    def branch(self, pre: Tensor) -> Tensor:
+        """F after the pre-activation ``pre = ReLU(BN(x))``: conv-BN-ReLU-conv."""
+        return self.conv2(self.dropout(self.relu(self.bn2(self.conv1(pre)))))
+
+    def residual_branch(self, x: Tensor) -> Tensor:
+        """F(x) = conv(ReLU(BN(conv(ReLU(BN(x))))))."""
+        return self.branch(self.relu(self.bn1(x)))
+
+    def shortcut(self, x: Tensor) -> Tensor:
+        return x if self.downsample is None else self.downsample(self.relu(self.bn1(x)))
+
     def forward(self, x: Tensor) -> Tensor:
-        pre = self.relu(self.bn1(x))
-        out = self.conv2(self.dropout(self.relu(self.bn2(self.conv1(pre)))))
+        pre = self.relu(self.bn1(x))  # computed once: the branch and a projection share it
+        out = self.branch(pre)
         if not self.residual:
             return out
         return out + (x if self.downsample is None else self.downsample(pre))
+
+    @property
+    def branch_end(self) -> nn.Module:
+        """The last layer of F with a weight: its last convolution."""
+        return self.conv2
 
 
 class PreActBottleneck(nn.Module):
@@ -241,35 +314,67 @@ class PreActBottleneck(nn.Module):
 
     expansion: int = 4
 
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, shortcut: str = "B",
-                 residual: bool = True) -> None:
+    def __init__(
+        self,
+        inplanes: int,
+        planes: int,
+        stride: int = 1,
+        downsample: nn.Module | None = None,
+        *,
+        norm_layer: NormLayer | None = None,
+        residual: bool = True,
+    ) -> None:
         super().__init__()
-        out_planes = planes * self.expansion
-        self.bn1 = nn.BatchNorm2d(inplanes)
+        _check_plain(residual, downsample)
+        norm_layer = norm_layer or nn.BatchNorm2d
+        self.bn1 = norm_layer(inplanes)
         self.conv1 = conv1x1(inplanes, planes)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.bn2 = norm_layer(planes)
         self.conv2 = conv3x3(planes, planes, stride)
-        self.bn3 = nn.BatchNorm2d(planes)
-        self.conv3 = conv1x1(planes, out_planes)
+        self.bn3 = norm_layer(planes)
+        self.conv3 = conv1x1(planes, planes * self.expansion)
         self.relu = nn.ReLU(inplace=False)
-        self.downsample = (make_shortcut(shortcut, inplanes, out_planes, stride, _no_norm)
-                           if residual else None)
+        self.downsample = downsample
+        self.stride = stride
         self.residual = residual
+
+    def branch(self, pre: Tensor) -> Tensor:
+        """F after the pre-activation: conv1x1, BN-ReLU-conv3x3, BN-ReLU-conv1x1."""
+        out = self.conv2(self.relu(self.bn2(self.conv1(pre))))
+        return self.conv3(self.relu(self.bn3(out)))
+
+    def residual_branch(self, x: Tensor) -> Tensor:
+        return self.branch(self.relu(self.bn1(x)))
+
+    def shortcut(self, x: Tensor) -> Tensor:
+        return x if self.downsample is None else self.downsample(self.relu(self.bn1(x)))
 
     def forward(self, x: Tensor) -> Tensor:
         pre = self.relu(self.bn1(x))
-        out = self.conv1(pre)
-        out = self.conv2(self.relu(self.bn2(out)))
-        out = self.conv3(self.relu(self.bn3(out)))
+        out = self.branch(pre)
         if not self.residual:
             return out
         return out + (x if self.downsample is None else self.downsample(pre))
 
+    @property
+    def branch_end(self) -> nn.Module:
+        """The last layer of F with a weight: its last convolution."""
+        return self.conv3
 
-def _no_norm(channels: int) -> nn.Module:
-    # In a pre-activation block the next block's BN normalises the sum, so the projection
-    # shortcut is a bare 1x1 convolution (He et al. 2016b).
-    return nn.Identity()
+
+def _last_weighted(*layers: nn.Module) -> nn.Module:
+    """The last of ``layers`` (a residual branch's, in order) that has a weight.
+
+    Zeroing that weight makes ``F(x) = 0``: a norm layer's scale (its shift is zero after
+    initialisation; Goyal et al., 2017) or, where the norm layer is ``nn.Identity`` or has no
+    affine parameters, the convolution before it (which has no bias; Zhang et al., 2019, Fixup).
+    """
+    return next(m for m in reversed(layers) if getattr(m, "weight", None) is not None)
+
+
+def _check_plain(residual: bool, downsample: nn.Module | None) -> None:
+    if not residual and downsample is not None:
+        raise ValueError("a plain block (residual=False) has no shortcut; pass downsample=None")
 
 
 class HighwayLayer(nn.Module):
@@ -317,10 +422,15 @@ class DenseLayer(nn.Module):
 class DenseBlock(nn.Sequential):
     """``num_layers`` dense layers; the output has ``in_channels + num_layers * growth_rate``."""
 
-    def __init__(self, num_layers: int, in_channels: int, growth_rate: int,
-                 bottleneck: bool = False) -> None:
-        super().__init__(*[DenseLayer(in_channels + i * growth_rate, growth_rate, bottleneck)
-                           for i in range(num_layers)])
+    def __init__(
+        self, num_layers: int, in_channels: int, growth_rate: int, bottleneck: bool = False
+    ) -> None:
+        super().__init__(
+            *[
+                DenseLayer(in_channels + i * growth_rate, growth_rate, bottleneck)
+                for i in range(num_layers)
+            ]
+        )
         self.out_channels = in_channels + num_layers * growth_rate
 
 
@@ -328,5 +438,9 @@ class Transition(nn.Sequential):
     """Between dense blocks: BN-ReLU-conv1x1 (compresses channels), then 2x2 average pooling."""
 
     def __init__(self, in_channels: int, out_channels: int) -> None:
-        super().__init__(nn.BatchNorm2d(in_channels), nn.ReLU(),
-                         conv1x1(in_channels, out_channels), nn.AvgPool2d(2))
+        super().__init__(
+            nn.BatchNorm2d(in_channels),
+            nn.ReLU(),
+            conv1x1(in_channels, out_channels),
+            nn.AvgPool2d(2),
+        )

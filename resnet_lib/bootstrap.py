@@ -13,6 +13,7 @@ disagrees.
 from __future__ import annotations
 
 import inspect
+import json
 import re
 import textwrap
 from dataclasses import dataclass
@@ -50,8 +51,10 @@ class BookConfig:
         return self.published_url + re.sub(r"\.(ipynb|md)$", ".html", notebook)
 
     def colab(self, notebook: str) -> str:
-        return (f"https://colab.research.google.com/github/{self.owner_repo}/blob/"
-                f"{self.branch}/{notebook}")
+        return (
+            f"https://colab.research.google.com/github/{self.owner_repo}/blob/"
+            f"{self.branch}/{notebook}"
+        )
 
     def binder(self, notebook: str) -> str:
         return f"https://mybinder.org/v2/gh/{self.owner_repo}/{self.branch}?labpath={notebook}"
@@ -82,12 +85,14 @@ def book_config(root: Path = ROOT) -> BookConfig:
     config = yaml.safe_load((root / "_config.yml").read_text())
     url = config["repository"]["url"].rstrip("/")
     if not re.fullmatch(r"https://github\.com/[\w.-]+/[\w.-]+", url):
-        raise ValueError(f"_config.yml: repository.url must be https://github.com/<owner>/<repo>;"
-                         f" got {url!r}")
+        raise ValueError(
+            f"_config.yml: repository.url must be https://github.com/<owner>/<repo>; got {url!r}"
+        )
     published = (config.get("html") or {}).get("baseurl") or pages_url(url)
     toc = yaml.safe_load((root / "_toc.yml").read_text())
-    return BookConfig(url, config["repository"].get("branch", "main"),
-                      published.rstrip("/") + "/", toc_pages(toc))
+    return BookConfig(
+        url, config["repository"].get("branch", "main"), published.rstrip("/") + "/", toc_pages(toc)
+    )
 
 
 def install_missing(packages: dict[str, str], help_url: str) -> None:
@@ -109,8 +114,9 @@ def install_missing(packages: dict[str, str], help_url: str) -> None:
     missing = [req for module, req in packages.items() if importlib.util.find_spec(module) is None]
     if not missing:
         return
-    installed = {d.metadata["Name"]: d.version for d in metadata.distributions()
-                 if d.metadata["Name"]}
+    installed = {
+        d.metadata["Name"]: d.version for d in metadata.distributions() if d.metadata["Name"]
+    }
     top_level = metadata.packages_distributions()
     imported = {dist for module in list(sys.modules) for dist in top_level.get(module, [])}
     before = {name: version for name, version in installed.items() if name in imported}
@@ -118,8 +124,9 @@ def install_missing(packages: dict[str, str], help_url: str) -> None:
         keep.write("\n".join(f"{name}=={version}" for name, version in installed.items()))
     print(f"Installing {', '.join(missing)} (about a minute) ...", flush=True)
     pip = [sys.executable, "-m", "pip", "install", "--disable-pip-version-check"]
-    result = subprocess.run([*pip, "--constraint", keep.name, *missing],
-                            capture_output=True, text=True)
+    result = subprocess.run(
+        [*pip, "--constraint", keep.name, *missing], capture_output=True, text=True
+    )
     if result.returncode != 0:  # what is installed cannot stay as it is: let pip change it
         result = subprocess.run([*pip, *missing], capture_output=True, text=True)
     for line in (result.stdout + result.stderr).splitlines():
@@ -127,16 +134,20 @@ def install_missing(packages: dict[str, str], help_url: str) -> None:
             print(line)
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
-        raise RuntimeError(f"pip could not install {', '.join(missing)}:\n{tail}\n\nCheck the "
-                           f"network connection and run this cell again; to install by hand, "
-                           f"run: pip install {' '.join(repr(r) for r in missing)}\n"
-                           f"(see {help_url})")
+        raise RuntimeError(
+            f"pip could not install {', '.join(missing)}:\n{tail}\n\nCheck the "
+            f"network connection and run this cell again; to install by hand, "
+            f"run: pip install {' '.join(repr(r) for r in missing)}\n"
+            f"(see {help_url})"
+        )
     importlib.invalidate_caches()
     still = [module for module in packages if importlib.util.find_spec(module) is None]
     if still:
-        raise ModuleNotFoundError(f"pip reported success, but {', '.join(still)} still cannot "
-                                  f"be imported by {sys.executable}; restart the kernel and run "
-                                  f"this cell again (see {help_url})")
+        raise ModuleNotFoundError(
+            f"pip reported success, but {', '.join(still)} still cannot "
+            f"be imported by {sys.executable}; restart the kernel and run "
+            f"this cell again (see {help_url})"
+        )
     changed = {}
     for name, version in before.items():
         try:
@@ -146,11 +157,13 @@ def install_missing(packages: dict[str, str], help_url: str) -> None:
         if now != version:
             changed[name] = f"{version} -> {now}"
     if changed:
-        raise RuntimeError("pip replaced packages that this session had already imported: "
-                           + ", ".join(f"{k} {v}" for k, v in sorted(changed.items()))
-                           + ".\nRestart the kernel (on Colab: Runtime > Restart session), then "
-                           "run the notebook again from the top: this cell will find everything "
-                           "installed and go on.")
+        raise RuntimeError(
+            "pip replaced packages that this session had already imported: "
+            + ", ".join(f"{k} {v}" for k, v in sorted(changed.items()))
+            + ".\nRestart the kernel (on Colab: Runtime > Restart session), then "
+            "run the notebook again from the top: this cell will find everything "
+            "installed and go on."
+        )
 
 
 def install_source(config: BookConfig, otter: bool = False) -> str:
@@ -159,9 +172,14 @@ def install_source(config: BookConfig, otter: bool = False) -> str:
     packages = {"resnet_lib": config.install_requirement()}
     if otter:
         packages["otter"] = OTTER
-    call = (f"install_missing(\n    {packages!r},\n"
-            f"    help_url={config.repository_url + '#readme'!r},\n)")
-    return "\n".join([textwrap.dedent(inspect.getsource(install_missing)), call])
+    # Written as `ruff format` writes it (double quotes, two blank lines), so that formatting
+    # the notebooks leaves the generated cell as tools/notebooks.py --check expects it.
+    entries = ", ".join(f"{json.dumps(k)}: {json.dumps(v)}" for k, v in packages.items())
+    call = (
+        f"install_missing(\n    {{{entries}}},\n"
+        f"    help_url={json.dumps(config.repository_url + '#readme')},\n)"
+    )
+    return "\n\n".join([textwrap.dedent(inspect.getsource(install_missing)), call])
 
 
 def first_cell_source(config: BookConfig) -> str:
@@ -190,8 +208,11 @@ def first_cell(config: BookConfig) -> dict:
     return {
         "cell_type": "code",
         "execution_count": None,
-        "metadata": {"cellView": "form", "jupyter": {"source_hidden": True},
-                     "tags": ["remove-cell", "bootstrap"]},
+        "metadata": {
+            "cellView": "form",
+            "jupyter": {"source_hidden": True},
+            "tags": ["remove-cell", "bootstrap"],
+        },
         "outputs": [],
         "source": first_cell_source(config),
     }

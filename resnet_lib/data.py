@@ -58,9 +58,11 @@ class DataSplits:
         return self.train if self.train_plain is None else self.train_plain
 
     def describe(self) -> str:
-        return (f"{self.name}: {len(self.train)} train / {len(self.test)} test images, "
-                f"{self.in_channels}x{self.image_size}x{self.image_size}, "
-                f"{self.num_classes} classes")
+        return (
+            f"{self.name}: {len(self.train)} train / {len(self.test)} test images, "
+            f"{self.in_channels}x{self.image_size}x{self.image_size}, "
+            f"{self.num_classes} classes"
+        )
 
 
 def data_root() -> Path:
@@ -82,8 +84,14 @@ def digits(image_size: int = 16, train_size: int = 1500, seed: int = 0) -> DataS
     train, test = order[:train_size], order[train_size:]
     mean, std = x[train].mean(), x[train].std()
     x = (x - mean) / std
-    return DataSplits("digits", TensorDataset(x[train], y[train]), TensorDataset(x[test], y[test]),
-                      10, 1, image_size)
+    return DataSplits(
+        "digits",
+        TensorDataset(x[train], y[train]),
+        TensorDataset(x[test], y[test]),
+        10,
+        1,
+        image_size,
+    )
 
 
 # ------------------------------------------------------------------------------------ CIFAR-10
@@ -96,8 +104,9 @@ def random_crop_flip(x: Tensor, padding: int = 4) -> Tensor:
     n, _, h, w = x.shape
     padded = F.pad(x, (padding,) * 4)
     corners = torch.randint(0, 2 * padding + 1, (n, 2)).tolist()  # top, left of each window
-    crops = torch.stack([padded[i, :, top:top + h, left:left + w]
-                         for i, (top, left) in enumerate(corners)])
+    crops = torch.stack(
+        [padded[i, :, top : top + h, left : left + w] for i, (top, left) in enumerate(corners)]
+    )
     flip = torch.rand(n) < 0.5
     crops[flip] = crops[flip].flip(3)
     return crops
@@ -108,11 +117,19 @@ class ImageTensors(Dataset):
     ``augment``, :func:`random_crop_flip` too. Reading a whole batch at once (``__getitems__``,
     which PyTorch's DataLoader calls) costs one vectorised operation instead of N small ones."""
 
-    def __init__(self, images: Tensor, labels: Tensor, mean: tuple[float, ...],
-                 std: tuple[float, ...], augment: bool = False) -> None:
+    def __init__(
+        self,
+        images: Tensor,
+        labels: Tensor,
+        mean: tuple[float, ...],
+        std: tuple[float, ...],
+        augment: bool = False,
+    ) -> None:
         if images.dtype != torch.uint8 or images.dim() != 4 or len(images) != len(labels):
-            raise ValueError("images must be a uint8 tensor (N, C, H, W) with one label each; "
-                             f"got {images.dtype} {tuple(images.shape)} and {len(labels)} labels")
+            raise ValueError(
+                "images must be a uint8 tensor (N, C, H, W) with one label each; "
+                f"got {images.dtype} {tuple(images.shape)} and {len(labels)} labels"
+            )
         self.images, self.labels, self.augment = images, labels, augment
         self.mean = torch.tensor(mean).view(1, -1, 1, 1)
         self.std = torch.tensor(std).view(1, -1, 1, 1)
@@ -153,8 +170,9 @@ def cifar10_archive() -> Archive:
 
     files = dict(CIFAR10.train_list + CIFAR10.test_list)
     files[CIFAR10.meta["filename"]] = CIFAR10.meta["md5"]
-    return Archive(os.environ.get(URL_ENV) or CIFAR10.url, CIFAR10.tgz_md5, files,
-                   CIFAR10.base_folder)
+    return Archive(
+        os.environ.get(URL_ENV) or CIFAR10.url, CIFAR10.tgz_md5, files, CIFAR10.base_folder
+    )
 
 
 def md5sum(path: Path) -> str:
@@ -166,18 +184,21 @@ def md5sum(path: Path) -> str:
 
 
 def _how_to_get(archive: Archive, root: Path) -> str:
-    return (f"To get it: on a machine with a network, run\n"
-            f"    python -m resnet_lib.data download cifar10 --root {root}\n"
-            f"or download {archive.url} by hand and put it at {root / archive.filename} "
-            f"(it is unpacked on first use). ${DATA_ENV} chooses another folder. Without "
-            f"CIFAR-10, run the notebooks in the quick profile (RESNET_BOOK_PROFILE=quick): its "
-            f"data ship with scikit-learn.")
+    return (
+        f"To get it: on a machine with a network, run\n"
+        f"    python -m resnet_lib.data download cifar10 --root {root}\n"
+        f"or download {archive.url} by hand and put it at {root / archive.filename} "
+        f"(it is unpacked on first use). ${DATA_ENV} chooses another folder. Without "
+        f"CIFAR-10, run the notebooks in the quick profile (RESNET_BOOK_PROFILE=quick): its "
+        f"data ship with scikit-learn."
+    )
 
 
 def _intact(archive: Archive, folder: Path) -> bool:
     return bool(archive.files) and all(
         (folder / name).is_file() and md5sum(folder / name) == md5
-        for name, md5 in archive.files.items())
+        for name, md5 in archive.files.items()
+    )
 
 
 def _fetch(archive: Archive, root: Path, timeout: float, progress: bool) -> Path:
@@ -187,10 +208,17 @@ def _fetch(archive: Archive, root: Path, timeout: float, progress: bool) -> Path
     target, partial = root / archive.filename, root / f"{archive.filename}.part"
     root.mkdir(parents=True, exist_ok=True)
     try:
-        with urllib.request.urlopen(archive.url, timeout=timeout) as response, \
-                open(partial, "wb") as out, \
-                tqdm(total=response.length, unit="B", unit_scale=True, disable=not progress,
-                     desc=f"downloading {archive.filename}") as bar:
+        with (
+            urllib.request.urlopen(archive.url, timeout=timeout) as response,
+            open(partial, "wb") as out,
+            tqdm(
+                total=response.length,
+                unit="B",
+                unit_scale=True,
+                disable=not progress,
+                desc=f"downloading {archive.filename}",
+            ) as bar,
+        ):
             while chunk := response.read(1 << 20):
                 out.write(chunk)
                 bar.update(len(chunk))
@@ -198,14 +226,19 @@ def _fetch(archive: Archive, root: Path, timeout: float, progress: bool) -> Path
         partial.unlink(missing_ok=True)
         raise DatasetNotFoundError(
             f"CIFAR-10 is not in {root / archive.folder}, and downloading it from "
-            f"{archive.url} failed ({err}). {_how_to_get(archive, root)}") from err
+            f"{archive.url} failed ({err}). {_how_to_get(archive, root)}"
+        ) from err
     partial.replace(target)
     return target
 
 
-def ensure_cifar10(root: str | Path | None = None, download: bool = True,
-                   archive: Archive | None = None, timeout: float = 30.0,
-                   progress: bool = True) -> Path:
+def ensure_cifar10(
+    root: str | Path | None = None,
+    download: bool = True,
+    archive: Archive | None = None,
+    timeout: float = 30.0,
+    progress: bool = True,
+) -> Path:
     """The folder that holds CIFAR-10's checked files, downloading and unpacking the archive
     first when they are missing (and ``download``). Raises :class:`DatasetNotFoundError`."""
     archive = archive or cifar10_archive()
@@ -216,8 +249,9 @@ def ensure_cifar10(root: str | Path | None = None, download: bool = True,
     tarball = root / archive.filename
     if not tarball.is_file():
         if not download:
-            raise DatasetNotFoundError(f"CIFAR-10 is missing or corrupt in {folder}. "
-                                       f"{_how_to_get(archive, root)}")
+            raise DatasetNotFoundError(
+                f"CIFAR-10 is missing or corrupt in {folder}. {_how_to_get(archive, root)}"
+            )
         tarball = _fetch(archive, root, timeout, progress)
     found = md5sum(tarball)
     if found != archive.md5:
@@ -225,13 +259,15 @@ def ensure_cifar10(root: str | Path | None = None, download: bool = True,
         raise DatasetNotFoundError(
             f"{tarball} is corrupt (MD5 {found}, expected {archive.md5}), so it was deleted; "
             f"an interrupted download or a proxy's error page are the usual causes. Run the "
-            f"notebook again to download it anew. {_how_to_get(archive, root)}")
+            f"notebook again to download it anew. {_how_to_get(archive, root)}"
+        )
     with tarfile.open(tarball) as tar:
         _extract(tar, root)
     if not _intact(archive, folder):
         raise DatasetNotFoundError(
             f"{tarball} unpacked, but the files in {folder} do not match CIFAR-10's checksums; "
-            f"delete {folder} and {tarball} and try again. {_how_to_get(archive, root)}")
+            f"delete {folder} and {tarball} and try again. {_how_to_get(archive, root)}"
+        )
     return folder
 
 
@@ -257,8 +293,12 @@ def _read_batches(folder: Path, names: list[str]) -> tuple[Tensor, Tensor]:
     return torch.cat(images), torch.cat(labels)
 
 
-def cifar10(root: str | Path | None = None, augment: bool = True, download: bool = True,
-            archive: Archive | None = None) -> DataSplits:
+def cifar10(
+    root: str | Path | None = None,
+    augment: bool = True,
+    download: bool = True,
+    archive: Archive | None = None,
+) -> DataSplits:
     """CIFAR-10 from ``root`` (default :func:`data_root`), downloaded there first if missing."""
     archive = archive or cifar10_archive()
     folder = ensure_cifar10(root, download, archive)
@@ -268,9 +308,16 @@ def cifar10(root: str | Path | None = None, augment: bool = True, download: bool
     stats = (CIFAR10_MEAN, CIFAR10_STD)
     plain = ImageTensors(train_x, train_y, *stats)
     train = ImageTensors(train_x, train_y, *stats, augment=True) if augment else plain
-    return DataSplits("cifar10", train, ImageTensors(test_x, test_y, *stats), 10, 3, 32,
-                      train_eval=plain if augment else None,
-                      train_plain=plain if augment else None)
+    return DataSplits(
+        "cifar10",
+        train,
+        ImageTensors(test_x, test_y, *stats),
+        10,
+        3,
+        32,
+        train_eval=plain if augment else None,
+        train_plain=plain if augment else None,
+    )
 
 
 DATASETS = {"digits": digits, "cifar10": cifar10}
@@ -295,8 +342,9 @@ def for_profile(profile: Profile | str | None = None) -> DataSplits:
     sample = profile.train_eval_images
     if sample is not None and sample < len(splits.train):
         keep = torch.randperm(len(splits.train), generator=torch.Generator().manual_seed(0))
-        splits = replace(splits, train_eval=Subset(splits.unaugmented_train(),
-                                                   sorted(keep[:sample].tolist())))
+        splits = replace(
+            splits, train_eval=Subset(splits.unaugmented_train(), sorted(keep[:sample].tolist()))
+        )
     return splits
 
 
@@ -308,14 +356,16 @@ def download(name: str, root: str | Path | None = None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m resnet_lib.data",
-                                     description="Download the datasets of the gpu and full "
-                                                 "profiles ahead of time.")
+    parser = argparse.ArgumentParser(
+        prog="python -m resnet_lib.data",
+        description="Download the datasets of the gpu and full profiles ahead of time.",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     get = sub.add_parser("download", help="download a dataset once into the cache folder")
     get.add_argument("name", choices=["cifar10"])
-    get.add_argument("--root", default=None, help=f"folder (default: ${DATA_ENV} or "
-                     "~/.cache/resnet-book)")
+    get.add_argument(
+        "--root", default=None, help=f"folder (default: ${DATA_ENV} or ~/.cache/resnet-book)"
+    )
     args = parser.parse_args(argv)
     print(f"CIFAR-10 is ready in {download(args.name, args.root)}")
 

@@ -8,9 +8,9 @@ from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 
-def count_parameters(model: nn.Module, trainable_only: bool = False) -> int:
-    """Number of scalar parameters; with ``trainable_only``, only those with ``requires_grad``."""
-    return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+def count_parameters(model: nn.Module) -> int:
+    """Number of scalar parameters (a weight shared by two layers counts once)."""
+    return sum(p.numel() for p in model.parameters())
 
 
 def conv_weights(model: nn.Module) -> int:

@@ -80,7 +80,8 @@ class ResidualStack(nn.Module):
         self.width, self.depth, self.branch_scale = width, depth, branch_scale
         self.branches = nn.ModuleList(
             nn.Sequential(he_linear(width), nn.ReLU(), he_linear(width, branch_scale))
-            for _ in range(depth // 2))
+            for _ in range(depth // 2)
+        )
 
     def forward(self, x: Tensor) -> Tensor:
         for branch in self.branches:
@@ -105,29 +106,33 @@ def deepen(model: PlainStack | ResidualStack, depth: int) -> PlainStack | Residu
             new.load_state_dict(old.state_dict())
         return deeper
     if model.depth < 2:
-        raise ValueError("a 1-layer plain stack has no ReLU whose output the identity layers "
-                         "could pass on: its input may be negative")
+        raise ValueError(
+            "a 1-layer plain stack has no ReLU whose output the identity layers "
+            "could pass on: its input may be negative"
+        )
     deeper = PlainStack(model.width, depth)
     for old, new in zip(model.layers[:-1], deeper.layers, strict=False):
         new.load_state_dict(old.state_dict())
     with torch.no_grad():
-        for layer in deeper.layers[model.depth - 1:-1]:
+        for layer in deeper.layers[model.depth - 1 : -1]:
             layer.weight.copy_(torch.eye(model.width))
             layer.bias.zero_()
     deeper.layers[-1].load_state_dict(model.layers[-1].state_dict())
     return deeper
 
 
-def identity_inputs(n: int, width: int, generator: torch.Generator,
-                    nonnegative: bool = False) -> Tensor:
+def identity_inputs(
+    n: int, width: int, generator: torch.Generator, nonnegative: bool = False
+) -> Tensor:
     """``n`` inputs drawn from N(0, I) (``nonnegative``: their absolute values)."""
     x = torch.randn(n, width, generator=generator)
     return x.abs() if nonnegative else x
 
 
 @torch.no_grad()
-def identity_mse(model: nn.Module, samples: int = 4096, seed: int = 0,
-                 nonnegative: bool = False) -> float:
+def identity_mse(
+    model: nn.Module, samples: int = 4096, seed: int = 0, nonnegative: bool = False
+) -> float:
     """Mean of ``(model(x) - x)^2`` over ``samples`` fresh inputs and all coordinates."""
     generator = torch.Generator().manual_seed(seed)
     device = next(model.parameters()).device
@@ -135,8 +140,14 @@ def identity_mse(model: nn.Module, samples: int = 4096, seed: int = 0,
     return nn.functional.mse_loss(model(x), x).item()
 
 
-def fit_identity(model: nn.Module, steps: int = 500, batch_size: int = 128, lr: float = 1e-2,
-                 seed: int = 0, nonnegative: bool = False) -> list[float]:
+def fit_identity(
+    model: nn.Module,
+    steps: int = 500,
+    batch_size: int = 128,
+    lr: float = 1e-2,
+    seed: int = 0,
+    nonnegative: bool = False,
+) -> list[float]:
     """Train ``model`` (anything with a ``width``) in place to reproduce its input with Adam.
 
     Each step draws a fresh batch from :func:`identity_inputs` (seeded by ``seed``, so a run is
@@ -156,8 +167,9 @@ def fit_identity(model: nn.Module, steps: int = 500, batch_size: int = 128, lr: 
         x = identity_inputs(batch_size, model.width, generator, nonnegative).to(device)
         loss = nn.functional.mse_loss(model(x), x)
         if not torch.isfinite(loss):
-            raise FloatingPointError(f"the loss became {loss.item()} at step {len(losses)}; "
-                                     "lower the learning rate")
+            raise FloatingPointError(
+                f"the loss became {loss.item()} at step {len(losses)}; lower the learning rate"
+            )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()

@@ -8,28 +8,26 @@
   ``Linear``, ``U(-b, b)`` with ``b = 1 / sqrt(fan_in)``: variance ``1 / (3 fan_in)``, six times
   smaller than He's ``2 / fan_in``).
 
-``zero_init_residual=True`` also zeroes the last BatchNorm scale of every residual branch, so each
-block starts as the identity (Goyal et al., 2017); pre-activation blocks, whose branch ends in a
-convolution, get that convolution zeroed instead.
+``zero_init_residual=True`` also zeroes the last layer with a weight of every residual branch
+(each block's ``branch_end``), so that each block starts as the identity: the last BatchNorm scale
+(Goyal et al., 2017, as torchvision does), or, in a block without normalisation
+(``norm_layer=nn.Identity``) and in pre-activation blocks, whose branch ends in a convolution,
+that convolution (as Fixup does; Zhang et al., 2019).
 """
 
 from __future__ import annotations
 
 from torch import nn
 
-from .blocks import (
-    BasicBlock,
-    Bottleneck,
-    HighwayLayer,
-    PreActBasicBlock,
-    PreActBottleneck,
-)
+from .blocks import BasicBlock, Bottleneck, HighwayLayer, PreActBasicBlock, PreActBottleneck
 
 SCHEMES = ("kaiming", "xavier", "default")
+RESIDUAL_BLOCKS = (BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck)
 
 
-def initialize(model: nn.Module, scheme: str = "kaiming",
-               zero_init_residual: bool = False) -> nn.Module:
+def initialize(
+    model: nn.Module, scheme: str = "kaiming", *, zero_init_residual: bool = False
+) -> nn.Module:
     """Re-initialise ``model`` in place with ``scheme`` and return it."""
     if scheme not in SCHEMES:
         raise ValueError(f"unknown init scheme {scheme!r}; choose one of {', '.join(SCHEMES)}")
@@ -57,13 +55,12 @@ def initialize(model: nn.Module, scheme: str = "kaiming",
 
 
 def zero_init_last(model: nn.Module) -> None:
-    """Zero the last scale of every residual branch so that each block starts as y = x."""
+    """Zero the last weight of every residual branch, so that each residual block starts as
+    ``y = x`` (``y = ReLU(x)`` after a post-activation block, which is ``x`` for the non-negative
+    inputs a ReLU before it leaves). With a BatchNorm at the end of the branch its scale is zeroed
+    (its shift is zero after initialisation); without one, the branch's last convolution, which has
+    no bias. Plain blocks (``residual=False``) are left alone: a zero branch would make them
+    output 0, not their input."""
     for m in model.modules():
-        if isinstance(m, Bottleneck):
-            nn.init.zeros_(m.bn3.weight)
-        elif isinstance(m, BasicBlock):
-            nn.init.zeros_(m.bn2.weight)
-        elif isinstance(m, PreActBottleneck):
-            nn.init.zeros_(m.conv3.weight)
-        elif isinstance(m, PreActBasicBlock):
-            nn.init.zeros_(m.conv2.weight)
+        if isinstance(m, RESIDUAL_BLOCKS) and m.residual:
+            nn.init.zeros_(m.branch_end.weight)

@@ -3,6 +3,8 @@
 ImageNet ResNets keep torchvision's constructor names and state_dict keys, so torchvision's
 weights load into them with ``strict=True``. The CIFAR family follows He et al. (2016a), Sec. 4.2.
 Every residual network takes ``residual=False`` for its *plain twin*: the same layers, no shortcuts.
+Constructors take the depth (and the block layout) by position and every option by keyword:
+``cifar_resnet(56, residual=False)``, ``ResNet(Bottleneck, [3, 4, 6, 3], num_classes=10)``.
 """
 
 from __future__ import annotations
@@ -25,21 +27,51 @@ from .blocks import (
 )
 from .init import initialize
 
-Block = type[BasicBlock] | type[Bottleneck]
+Block = type[BasicBlock] | type[Bottleneck] | type[PreActBasicBlock] | type[PreActBottleneck]
 
 
-def _make_stage(block: Block, inplanes: int, planes: int, blocks: int, stride: int,
-                shortcut: str, residual: bool, norm_layer: NormLayer | None = None,
-                **block_kwargs) -> nn.Sequential:
-    """``blocks`` blocks; the first changes stride and width, so only it may need a projection."""
+def _make_stage(
+    block: Block,
+    inplanes: int,
+    planes: int,
+    blocks: int,
+    stride: int,
+    *,
+    shortcut: str,
+    residual: bool,
+    norm_layer: NormLayer | None = None,
+    shortcut_norm: NormLayer | None = None,
+    **block_kwargs,
+) -> nn.Sequential:
+    """``blocks`` blocks; the first changes stride and width, so only it may need a projection.
+
+    A projection shortcut ends in ``shortcut_norm`` (default: the blocks' ``norm_layer``)."""
     layers = []
     for i in range(blocks):
         block_in = inplanes if i == 0 else planes * block.expansion
         block_stride = stride if i == 0 else 1
-        downsample = (make_shortcut(shortcut, block_in, planes * block.expansion, block_stride,
-                                    norm_layer or nn.BatchNorm2d) if residual else None)
-        layers.append(block(block_in, planes, block_stride, downsample, norm_layer=norm_layer,
-                            residual=residual, **block_kwargs))
+        downsample = (
+            make_shortcut(
+                shortcut,
+                block_in,
+                planes * block.expansion,
+                block_stride,
+                shortcut_norm or norm_layer or nn.BatchNorm2d,
+            )
+            if residual
+            else None
+        )
+        layers.append(
+            block(
+                block_in,
+                planes,
+                block_stride,
+                downsample,
+                norm_layer=norm_layer,
+                residual=residual,
+                **block_kwargs,
+            )
+        )
     return nn.Sequential(*layers)
 
 
@@ -50,25 +82,40 @@ class ResNet(nn.Module):
     with 64, 128, 256, 512 x expansion channels -> global average pool -> fully connected.
     """
 
-    def __init__(self, block: Block, layers: list[int], num_classes: int = 1000,
-                 zero_init_residual: bool = False, groups: int = 1, width_per_group: int = 64,
-                 norm_layer: NormLayer | None = None, shortcut: str = "B",
-                 residual: bool = True, in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        block: Block,
+        layers: list[int],
+        *,
+        num_classes: int = 1000,
+        zero_init_residual: bool = False,
+        groups: int = 1,
+        width_per_group: int = 64,
+        norm_layer: NormLayer | None = None,
+        shortcut: str = "B",
+        residual: bool = True,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         norm_layer = norm_layer or nn.BatchNorm2d
         self.conv1 = nn.Conv2d(in_channels, 64, kernel_size=7, stride=2, padding=3, bias=False)
         self.bn1 = norm_layer(64)
         self.relu = nn.ReLU(inplace=True)
         self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        stage = dict(shortcut=shortcut, residual=residual, norm_layer=norm_layer,
-                     groups=groups, base_width=width_per_group)
+        stage = dict(
+            shortcut=shortcut,
+            residual=residual,
+            norm_layer=norm_layer,
+            groups=groups,
+            base_width=width_per_group,
+        )
         self.layer1 = _make_stage(block, 64, 64, layers[0], 1, **stage)
         self.layer2 = _make_stage(block, 64 * block.expansion, 128, layers[1], 2, **stage)
         self.layer3 = _make_stage(block, 128 * block.expansion, 256, layers[2], 2, **stage)
         self.layer4 = _make_stage(block, 256 * block.expansion, 512, layers[3], 2, **stage)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(512 * block.expansion, num_classes)
-        initialize(self, "kaiming", zero_init_residual)
+        initialize(self, "kaiming", zero_init_residual=zero_init_residual)
 
     def forward(self, x: Tensor) -> Tensor:
         x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
@@ -125,11 +172,21 @@ class CifarResNet(nn.Module):
     removes every BatchNorm (for the experiments on networks without normalisation).
     """
 
-    def __init__(self, block: Block, blocks_per_stage: int, num_classes: int = 10,
-                 widths: tuple[int, ...] = (16, 32, 64), shortcut: str = "A",
-                 residual: bool = True, in_channels: int = 3, stem_width: int | None = None,
-                 zero_init_residual: bool = False, norm_layer: NormLayer | None = None,
-                 **block_kwargs) -> None:
+    def __init__(
+        self,
+        block: Block,
+        blocks_per_stage: int,
+        *,
+        num_classes: int = 10,
+        widths: tuple[int, ...] = (16, 32, 64),
+        shortcut: str = "A",
+        residual: bool = True,
+        in_channels: int = 3,
+        stem_width: int | None = None,
+        zero_init_residual: bool = False,
+        norm_layer: NormLayer | None = None,
+        **block_kwargs,
+    ) -> None:
         super().__init__()
         stem_width = stem_width or widths[0]
         self.conv1 = conv3x3(in_channels, stem_width)
@@ -137,14 +194,23 @@ class CifarResNet(nn.Module):
         self.relu = nn.ReLU(inplace=True)
         inplanes = stem_width
         for i, width in enumerate(widths):
-            stage = _make_stage(block, inplanes, width, blocks_per_stage, 1 if i == 0 else 2,
-                                shortcut, residual, norm_layer, **block_kwargs)
+            stage = _make_stage(
+                block,
+                inplanes,
+                width,
+                blocks_per_stage,
+                1 if i == 0 else 2,
+                shortcut=shortcut,
+                residual=residual,
+                norm_layer=norm_layer,
+                **block_kwargs,
+            )
             self.add_module(f"layer{i + 1}", stage)
             inplanes = width * block.expansion
         self.num_stages = len(widths)
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(inplanes, num_classes)
-        initialize(self, "kaiming", zero_init_residual)
+        initialize(self, "kaiming", zero_init_residual=zero_init_residual)
 
     def stages(self) -> list[nn.Sequential]:
         return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
@@ -156,37 +222,70 @@ class CifarResNet(nn.Module):
         return self.fc(self.avgpool(x).flatten(1))
 
 
-def _blocks_per_stage(depth: int, layers_per_block: int, stages: int = 3, extra: int = 2,
-                      examples: str = "") -> int:
+def _blocks_per_stage(
+    depth: int, layers_per_block: int, stages: int = 3, extra: int = 2, examples: str = ""
+) -> int:
     """Solve depth = stages * layers_per_block * n + extra for n >= 1, or explain the error."""
     step = stages * layers_per_block
-    if not isinstance(depth, int) or isinstance(depth, bool) or depth < step + extra \
-            or (depth - extra) % step:
+    if (
+        not isinstance(depth, int)
+        or isinstance(depth, bool)
+        or depth < step + extra
+        or (depth - extra) % step
+    ):
         raise ValueError(f"depth must be {step}n+{extra} with n >= 1 {examples}; got {depth!r}")
     return (depth - extra) // step
 
 
-def cifar_resnet(depth: int, num_classes: int = 10, shortcut: str = "A", residual: bool = True,
-                 widths: tuple[int, ...] = (16, 32, 64), in_channels: int = 3,
-                 block: Block = BasicBlock, **kwargs) -> CifarResNet:
+def cifar_resnet(
+    depth: int,
+    *,
+    num_classes: int = 10,
+    shortcut: str = "A",
+    residual: bool = True,
+    widths: tuple[int, ...] = (16, 32, 64),
+    in_channels: int = 3,
+    block: Block = BasicBlock,
+    **kwargs,
+) -> CifarResNet:
     """ResNet-``depth`` for CIFAR (He et al. 2016a, Table 6); ``residual=False``: plain-``depth``.
 
     With basic blocks the depth is 6n+2 (20, 32, 44, 56, 110, 1202); with bottlenecks, 9n+2.
     Option A (the default) has 0.27M, 0.46M, 0.66M, 0.85M, 1.7M and 19.4M parameters.
     """
     layers_per_block = 3 if issubclass(block, Bottleneck) else 2
-    n = _blocks_per_stage(depth, layers_per_block, len(widths),
-                          examples="(e.g. 20, 32, 44, 56, 110)" if layers_per_block == 2 else "")
-    return CifarResNet(block, n, num_classes, widths, shortcut, residual, in_channels, **kwargs)
+    n = _blocks_per_stage(
+        depth,
+        layers_per_block,
+        len(widths),
+        examples="(e.g. 20, 32, 44, 56, 110)" if layers_per_block == 2 else "",
+    )
+    return CifarResNet(
+        block,
+        n,
+        num_classes=num_classes,
+        widths=widths,
+        shortcut=shortcut,
+        residual=residual,
+        in_channels=in_channels,
+        **kwargs,
+    )
 
 
-def se_resnet(depth: int, num_classes: int = 10, **kwargs) -> CifarResNet:
-    """A CIFAR ResNet whose basic blocks have squeeze-and-excitation (Hu et al., 2018)."""
-    return cifar_resnet(depth, num_classes, block=SEBasicBlock, **kwargs)
+def se_resnet(depth: int, **kwargs) -> CifarResNet:
+    """A CIFAR ResNet whose basic blocks have squeeze-and-excitation (Hu et al., 2018); the
+    options are :func:`cifar_resnet`'s."""
+    return cifar_resnet(depth, block=SEBasicBlock, **kwargs)
 
 
-def cifar_resnext(depth: int = 29, cardinality: int = 8, bottleneck_width: int = 64,
-                  num_classes: int = 10, in_channels: int = 3) -> CifarResNet:
+def cifar_resnext(
+    depth: int = 29,
+    *,
+    cardinality: int = 8,
+    bottleneck_width: int = 64,
+    num_classes: int = 10,
+    in_channels: int = 3,
+) -> CifarResNet:
     """ResNeXt-``depth`` (``cardinality`` x ``bottleneck_width``d) for CIFAR, Xie et al. (2017).
 
     Depth 9n+2; a 64-channel 3x3 stem, then three stages of bottlenecks whose 3x3 convolution has
@@ -194,45 +293,89 @@ def cifar_resnext(depth: int = 29, cardinality: int = 8, bottleneck_width: int =
     ResNeXt-29 8x64d has 34.4M parameters and 16x64d 68.1M (their Table 7).
     """
     n = _blocks_per_stage(depth, 3, examples="(e.g. 29)")
-    return CifarResNet(Bottleneck, n, num_classes, (64, 128, 256), "B", True, in_channels,
-                       stem_width=64, groups=cardinality, base_width=bottleneck_width)
+    return CifarResNet(
+        Bottleneck,
+        n,
+        num_classes=num_classes,
+        widths=(64, 128, 256),
+        shortcut="B",
+        in_channels=in_channels,
+        stem_width=64,
+        groups=cardinality,
+        base_width=bottleneck_width,
+    )
 
 
 class PreActResNet(nn.Module):
     """Pre-activation ResNet for CIFAR (He et al., 2016b): conv -> stages -> BN-ReLU -> pool -> fc.
 
+    The stages are built as :class:`CifarResNet`'s, but a projection shortcut is a bare 1x1
+    convolution, as in the authors' code: its input, ``ReLU(BN(x))``, is normalised already.
     Also the wide ResNet WRN-d-k (Zagoruyko and Komodakis, 2016), with widths (16k, 32k, 64k)
     and a 16-channel stem.
     """
 
-    def __init__(self, block: type[PreActBasicBlock] | type[PreActBottleneck],
-                 blocks_per_stage: int, num_classes: int = 10,
-                 widths: tuple[int, ...] = (16, 32, 64), in_channels: int = 3,
-                 stem_width: int = 16, shortcut: str = "B", residual: bool = True,
-                 **block_kwargs) -> None:
+    def __init__(
+        self,
+        block: type[PreActBasicBlock] | type[PreActBottleneck],
+        blocks_per_stage: int,
+        *,
+        num_classes: int = 10,
+        widths: tuple[int, ...] = (16, 32, 64),
+        in_channels: int = 3,
+        stem_width: int = 16,
+        shortcut: str = "B",
+        residual: bool = True,
+        norm_layer: NormLayer | None = None,
+        **block_kwargs,
+    ) -> None:
         super().__init__()
         self.conv1 = conv3x3(in_channels, stem_width)
-        blocks, inplanes = [], stem_width
+        inplanes = stem_width
         for i, width in enumerate(widths):
-            for j in range(blocks_per_stage):
-                stride = 2 if i > 0 and j == 0 else 1
-                blocks.append(block(inplanes, width, stride, shortcut, residual, **block_kwargs))
-                inplanes = width * block.expansion
-        self.blocks = nn.Sequential(*blocks)
-        self.bn = nn.BatchNorm2d(inplanes)
-        self.relu = nn.ReLU(inplace=True)
+            stage = _make_stage(
+                block,
+                inplanes,
+                width,
+                blocks_per_stage,
+                1 if i == 0 else 2,
+                shortcut=shortcut,
+                residual=residual,
+                norm_layer=norm_layer,
+                shortcut_norm=nn.Identity,
+                **block_kwargs,
+            )
+            self.add_module(f"layer{i + 1}", stage)
+            inplanes = width * block.expansion
+        self.num_stages = len(widths)
+        self.bn = (norm_layer or nn.BatchNorm2d)(inplanes)
+        self.relu = nn.ReLU()  # not in place: with no norm it would overwrite a block's output
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(inplanes, num_classes)
         initialize(self, "kaiming")
 
+    def stages(self) -> list[nn.Sequential]:
+        return [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
+
     def forward(self, x: Tensor) -> Tensor:
-        x = self.relu(self.bn(self.blocks(self.conv1(x))))
+        x = self.conv1(x)
+        for stage in self.stages():
+            x = stage(x)
+        x = self.relu(self.bn(x))
         return self.fc(self.avgpool(x).flatten(1))
 
 
-def preact_resnet(depth: int, num_classes: int = 10, bottleneck: bool | None = None,
-                  widths: tuple[int, ...] = (16, 32, 64), in_channels: int = 3,
-                  shortcut: str = "B", residual: bool = True) -> PreActResNet:
+def preact_resnet(
+    depth: int,
+    *,
+    num_classes: int = 10,
+    bottleneck: bool | None = None,
+    widths: tuple[int, ...] = (16, 32, 64),
+    in_channels: int = 3,
+    shortcut: str = "B",
+    residual: bool = True,
+    norm_layer: NormLayer | None = None,
+) -> PreActResNet:
     """Pre-activation ResNet-``depth`` (He et al. 2016b): basic blocks (6n+2, e.g. ResNet-110) or
     bottlenecks (9n+2, e.g. ResNet-164 and ResNet-1001).
 
@@ -247,27 +390,59 @@ def preact_resnet(depth: int, num_classes: int = 10, bottleneck: bool | None = N
     else:
         n = _blocks_per_stage(depth, 2, len(widths), examples="(e.g. 20, 56, 110)")
         block = PreActBasicBlock
-    return PreActResNet(block, n, num_classes, widths, in_channels, widths[0], shortcut, residual)
+    return PreActResNet(
+        block,
+        n,
+        num_classes=num_classes,
+        widths=widths,
+        in_channels=in_channels,
+        stem_width=widths[0],
+        shortcut=shortcut,
+        residual=residual,
+        norm_layer=norm_layer,
+    )
 
 
-def wide_resnet(depth: int, widen_factor: int, num_classes: int = 10, dropout: float = 0.0,
-                in_channels: int = 3) -> PreActResNet:
+def wide_resnet(
+    depth: int,
+    widen_factor: int,
+    *,
+    num_classes: int = 10,
+    dropout: float = 0.0,
+    in_channels: int = 3,
+) -> PreActResNet:
     """WRN-``depth``-``widen_factor`` (Zagoruyko and Komodakis, 2016): depth 6n+4 as the paper
     counts it (n blocks per stage), widths 16k, 32k, 64k, pre-activation
     basic blocks with optional dropout between the convolutions. WRN-28-10 is reported as 36.5M.
     """
     n = _blocks_per_stage(depth, 2, extra=4, examples="(e.g. 16, 28, 40)")
     k = widen_factor
-    return PreActResNet(PreActBasicBlock, n, num_classes, (16 * k, 32 * k, 64 * k), in_channels,
-                        16, "B", True, dropout=dropout)
+    return PreActResNet(
+        PreActBasicBlock,
+        n,
+        num_classes=num_classes,
+        widths=(16 * k, 32 * k, 64 * k),
+        in_channels=in_channels,
+        stem_width=16,
+        shortcut="B",
+        dropout=dropout,
+    )
 
 
 class HighwayNetwork(nn.Module):
-    """A fully connected highway network (Srivastava et al., 2015): a linear layer to ``width``,
-    ``depth`` highway layers, and a linear classifier. Inputs are flattened first."""
+    """A fully connected highway network (Srivastava et al., 2015): a linear layer from
+    ``in_features`` to ``width``, ``depth`` highway layers, and a linear classifier. Inputs are
+    flattened first."""
 
-    def __init__(self, in_features: int, width: int, depth: int, num_classes: int,
-                 gate_bias: float = -2.0) -> None:
+    def __init__(
+        self,
+        depth: int,
+        *,
+        in_features: int,
+        width: int,
+        num_classes: int = 10,
+        gate_bias: float = -2.0,
+    ) -> None:
         super().__init__()
         self.embed = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.ReLU())
         self.layers = nn.Sequential(*[HighwayLayer(width, gate_bias) for _ in range(depth)])
@@ -281,8 +456,16 @@ class DenseNet(nn.Module):
     """A CIFAR DenseNet (Huang et al., 2017): conv -> [dense block -> transition] x 2 -> dense
     block -> BN-ReLU -> pool -> fc."""
 
-    def __init__(self, layers_per_block: int, growth_rate: int = 12, bottleneck: bool = False,
-                 compression: float = 1.0, num_classes: int = 10, in_channels: int = 3) -> None:
+    def __init__(
+        self,
+        layers_per_block: int,
+        *,
+        growth_rate: int = 12,
+        bottleneck: bool = False,
+        compression: float = 1.0,
+        num_classes: int = 10,
+        in_channels: int = 3,
+    ) -> None:
         super().__init__()
         channels = 2 * growth_rate if bottleneck else 16
         stages: list[nn.Module] = [conv3x3(in_channels, channels)]
@@ -303,15 +486,32 @@ class DenseNet(nn.Module):
         return self.fc(self.avgpool(self.features(x)).flatten(1))
 
 
-def cifar_densenet(depth: int = 40, growth_rate: int = 12, bottleneck: bool = False,
-                   compression: float = 1.0, num_classes: int = 10,
-                   in_channels: int = 3) -> DenseNet:
+def cifar_densenet(
+    depth: int = 40,
+    *,
+    growth_rate: int = 12,
+    bottleneck: bool = False,
+    compression: float = 1.0,
+    num_classes: int = 10,
+    in_channels: int = 3,
+) -> DenseNet:
     """DenseNet-``depth`` for CIFAR: depth 3n+4 (or 6n+4 with bottlenecks, DenseNet-BC).
     DenseNet (40, k=12) has 1.0M parameters, DenseNet-BC (100, k=12) 0.8M (Huang et al., Table 2).
     """
-    n = _blocks_per_stage(depth, 2 if bottleneck else 1, extra=4,
-                          examples="(e.g. 100 for DenseNet-BC)" if bottleneck else "(e.g. 40)")
-    return DenseNet(n, growth_rate, bottleneck, compression, num_classes, in_channels)
+    n = _blocks_per_stage(
+        depth,
+        2 if bottleneck else 1,
+        extra=4,
+        examples="(e.g. 100 for DenseNet-BC)" if bottleneck else "(e.g. 40)",
+    )
+    return DenseNet(
+        n,
+        growth_rate=growth_rate,
+        bottleneck=bottleneck,
+        compression=compression,
+        num_classes=num_classes,
+        in_channels=in_channels,
+    )
 
 
 VGG_STAGES = {  # convolutions per stage, widths 64, 128, 256, 512, 512 (Simonyan & Zisserman)
@@ -323,12 +523,21 @@ VGG_STAGES = {  # convolutions per stage, widths 64, 128, 256, 512, 512 (Simonya
 
 
 class VGG(nn.Module):
-    """A VGG-style plain network (Simonyan and Zisserman, 2015) for small images: five stages of
-    3x3 conv-BN-ReLU layers, each followed by 2x2 max-pooling, then global pooling and one fully
-    connected layer. It is the plain baseline of He et al. (2016a), Fig. 3."""
+    """VGG-``depth``, a plain network (Simonyan and Zisserman, 2015) for small images: five
+    stages of 3x3 conv-BN-ReLU layers (11, 13, 16 or 19 weight layers in all, as in the original),
+    each followed by 2x2 max-pooling, then global pooling and one fully connected layer in place
+    of the original three, as is usual for CIFAR. It is the plain baseline of He et al. (2016a),
+    Fig. 3."""
 
-    def __init__(self, depth: int = 16, num_classes: int = 10, in_channels: int = 3,
-                 batch_norm: bool = True, width_scale: float = 1.0) -> None:
+    def __init__(
+        self,
+        depth: int = 16,
+        *,
+        num_classes: int = 10,
+        in_channels: int = 3,
+        batch_norm: bool = True,
+        width_scale: float = 1.0,
+    ) -> None:
         super().__init__()
         if depth not in VGG_STAGES:
             raise ValueError(f"VGG depth must be one of {sorted(VGG_STAGES)}; got {depth!r}")
@@ -350,10 +559,3 @@ class VGG(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.avgpool(self.features(x)).flatten(1))
-
-
-def vgg(depth: int = 16, num_classes: int = 10, in_channels: int = 3, batch_norm: bool = True,
-        width_scale: float = 1.0) -> VGG:
-    """VGG-``depth`` (11, 13, 16 or 19 weight layers in the original; here the three fully
-    connected layers are replaced by one, as is usual for CIFAR)."""
-    return VGG(depth, num_classes, in_channels, batch_norm, width_scale)

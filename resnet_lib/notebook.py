@@ -49,8 +49,9 @@ class Numbers:
         """Record ``value`` as ``format(value, fmt)`` (by default: ints with thousands
         separators, floats to 3 significant digits, the rest as ``str``); returns ``value``."""
         if not key.isidentifier() or key.startswith("_"):
-            raise ValueError(f"{key!r} cannot follow 'num.' in the prose; use a Python name "
-                             "such as plain56_loss")
+            raise ValueError(
+                f"{key!r} cannot follow 'num.' in the prose; use a Python name such as plain56_loss"
+            )
         if fmt:
             text = format(value, fmt)
         elif isinstance(value, bool) or not isinstance(value, int | float):
@@ -73,9 +74,11 @@ class Numbers:
         try:
             return self._text[key]
         except KeyError:
-            raise AttributeError(f"no number {key!r} has been recorded yet; run the cells above "
-                                 "this one (each number is recorded by the code that computes "
-                                 "it)") from None
+            raise AttributeError(
+                f"no number {key!r} has been recorded yet; run the cells above "
+                "this one (each number is recorded by the code that computes "
+                "it)"
+            ) from None
 
     def __dir__(self) -> list[str]:
         return sorted(self._text)
@@ -86,8 +89,9 @@ class Numbers:
     def table(self, keys: Sequence[str] | None = None) -> str:
         """The names and values of ``keys`` (default: all) as a Markdown table."""
         keys = self._text if keys is None else keys
-        return markdown_table(["in the text", "value"],
-                              [[f"`{self._name}.{k}`", self._text[k]] for k in keys])
+        return markdown_table(
+            ["in the text", "value"], [[f"`{self._name}.{k}`", self._text[k]] for k in keys]
+        )
 
     def show(self) -> None:
         """Display the numbers recorded since the last ``show``, for notebooks shown without
@@ -95,8 +99,9 @@ class Numbers:
         from IPython.display import Markdown, display
 
         if self._unshown:
-            display(Markdown("Numbers the text quotes, from this run:\n\n"
-                             + self.table(self._unshown)))
+            display(
+                Markdown("Numbers the text quotes, from this run:\n\n" + self.table(self._unshown))
+            )
         self._unshown = []
 
 
@@ -110,16 +115,20 @@ def show_source(obj: Any) -> None:
 def markdown_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
     """A GitHub-flavoured Markdown table; integers get thousands separators, and columns whose
     first row holds a number align right."""
+
     def is_number(v: Any) -> bool:
-        return isinstance(v, int | float) or (isinstance(v, str) and bool(v)
-                                              and set(v) <= set("0123456789,.%+-() ×e"))
+        return isinstance(v, int | float) or (
+            isinstance(v, str) and bool(v) and set(v) <= set("0123456789,.%+-() ×e")
+        )
 
     def cell(v: Any) -> str:
         return f"{v:,}" if isinstance(v, int) and not isinstance(v, bool) else str(v)
 
     right = [is_number(v) for v in rows[0]] if rows else [False] * len(header)
-    lines = ["| " + " | ".join(header) + " |",
-             "|" + "|".join("---:" if r else ":---" for r in right) + "|"]
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join("---:" if r else ":---" for r in right) + "|",
+    ]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in rows]
     return "\n".join(lines)
 

@@ -9,18 +9,24 @@ so that ``dL/dx_0 = dL/dx_L (I + J_L) ... (I + J_1)`` (He et al. 2016b, Eq. 4-5,
 of blocks: the *paths* of Veit et al. (2016). A path that enters k residual branches and takes the
 shortcut around the other L - k has length k; there are C(L, k) of them, so the lengths of all
 paths follow the binomial distribution Binomial(L, 1/2).
+
+In a real network the backward pass can be restricted to one path: every block passes the
+gradient back through its residual branch only, or through its shortcut only (Veit et al. 2016,
+Sec. 5). The gradients of all 2^L paths add up to the network's gradient.
 """
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections.abc import Sequence
+from contextlib import contextmanager
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 
-from .analysis import blocks_of
+from .analysis import blocks_of, per_example_norm
 
 
 def path_length_counts(num_blocks: int) -> list[int]:
@@ -52,8 +58,11 @@ def path_sums(jacobians: Sequence[Tensor]) -> list[Tensor]:
         raise ValueError("every Jacobian must be square and of the same size")
     sums = [torch.eye(size, dtype=jacobians[0].dtype, device=jacobians[0].device)]
     for jac in jacobians:
-        sums = ([sums[0]] + [sums[k] + jac @ sums[k - 1] for k in range(1, len(sums))]
-                + [jac @ sums[-1]])
+        sums = (
+            [sums[0]]
+            + [sums[k] + jac @ sums[k - 1] for k in range(1, len(sums))]
+            + [jac @ sums[-1]]
+        )
     return sums
 
 
@@ -64,8 +73,10 @@ def block_output_rms(model: nn.Module, x: Tensor) -> dict[str, float]:
     rms: dict[str, float] = {}
     handles = []
     for name, block in blocks_of(model):
+
         def hook(mod: nn.Module, inputs, output: Tensor, name: str = name) -> None:
             rms[name] = output.pow(2).mean().sqrt().item()
+
         handles.append(block.register_forward_hook(hook))
     try:
         with torch.no_grad():
@@ -74,3 +85,90 @@ def block_output_rms(model: nn.Module, x: Tensor) -> dict[str, float]:
         for h in handles:
             h.remove()
     return rms
+
+
+class _OnePath(nn.Module):
+    """A residual block whose forward pass is unchanged but whose backward pass takes one route:
+    through the residual branch (``enter=True``) or through the shortcut only. ``detach`` cuts
+    the other route out of the gradient, not out of the sum."""
+
+    def __init__(self, block: nn.Module, enter: bool) -> None:
+        super().__init__()
+        self.block, self.enter = block, enter
+
+    def forward(self, x: Tensor) -> Tensor:
+        branch, shortcut = self.block.residual_branch(x), self.block.shortcut(x)
+        if self.enter:
+            return self.block.relu(branch + shortcut.detach())
+        return self.block.relu(branch.detach() + shortcut)
+
+
+@contextmanager
+def _one_path(model: nn.Module, path: Sequence[bool]):
+    blocks = blocks_of(model)
+    if len(path) != len(blocks):
+        raise ValueError(f"the path must say enter or skip for each of {len(blocks)} blocks")
+    if not all(getattr(block, "residual", False) and hasattr(block, "relu") for _, block in blocks):
+        raise ValueError(
+            "paths need residual blocks with a ReLU after the addition (BasicBlock, Bottleneck)"
+        )
+    parents = [
+        (model.get_submodule(name.rpartition(".")[0]), name.rpartition(".")[2], block)
+        for name, block in blocks
+    ]
+    gated = [
+        _OnePath(block, bool(enter)) for (_, _, block), enter in zip(parents, path, strict=True)
+    ]
+    for (parent, child, _), block in zip(parents, gated, strict=True):
+        setattr(parent, child, block)
+    try:
+        yield gated
+    finally:
+        for parent, child, block in parents:
+            setattr(parent, child, block)
+
+
+def path_gradient(model: nn.Module, x: Tensor, y: Tensor, path: Sequence[bool]) -> Tensor:
+    """The gradient of the cross-entropy with respect to the *input of the first block*, along
+    one path only: ``path[i]`` says whether the path enters block i's residual branch (else it
+    takes the shortcut). Scaled by the batch size, as :func:`~resnet_lib.analysis.input_gradients`.
+    Summed over all 2^L paths, these give the full gradient. The model's mode is kept."""
+    inputs = []
+
+    def keep_input(module: nn.Module, args: tuple[Tensor, ...]) -> tuple[Tensor, ...]:
+        x0 = args[0] if args[0].requires_grad else args[0].detach().requires_grad_(True)
+        inputs.append(x0)
+        return (x0,)
+
+    with _one_path(model, path) as blocks:
+        blocks[0].register_forward_pre_hook(keep_input)
+        loss = nn.functional.cross_entropy(model(x), y)
+    (grad,) = torch.autograd.grad(loss, inputs[0])
+    return grad * len(x)
+
+
+def gradient_by_path_length(
+    model: nn.Module, x: Tensor, y: Tensor, samples: int = 8, seed: int = 0
+) -> np.ndarray:
+    """Veit et al. (2016), Fig. 6(a): for each path length k = 0..L, the size of the gradient
+    that one path of length k brings to the input of the first block (per-example norm,
+    averaged over the batch), averaged over ``samples`` paths drawn at random (every path, where
+    there are no more than ``samples``). Multiply by ``path_length_counts`` for Fig. 6(b), the
+    total gradient from all paths of each length."""
+    num_blocks = len(blocks_of(model))
+    generator = np.random.default_rng(seed)
+    result = np.zeros(num_blocks + 1)
+    for k in range(num_blocks + 1):
+        if math.comb(num_blocks, k) <= samples:
+            chosen = [set(c) for c in itertools.combinations(range(num_blocks), k)]
+        else:
+            chosen = [set(generator.choice(num_blocks, k, replace=False)) for _ in range(samples)]
+        result[k] = np.mean(
+            [
+                per_example_norm(
+                    path_gradient(model, x, y, [i in entered for i in range(num_blocks)])
+                )
+                for entered in chosen
+            ]
+        )
+    return result

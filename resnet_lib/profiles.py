@@ -42,26 +42,54 @@ class Profile:
 
 
 PROFILES = {
-    # On 2 CPU cores plain-56 stays far behind the others after 15 epochs; the four networks of
-    # Chapter 1 take about 45 s for one seed, so a second seed would break the one-minute budget.
-    "quick": Profile("quick", "digits",
-                     "scikit-learn's 8x8 digits upsampled to 16x16, shipped with the package",
-                     16, 1, (8, 16, 32), epochs=15, schedule="cosine", warmup_steps=12,
-                     seeds=(0,)),
+    # On 2 CPU cores plain-56 stays far behind the others after 15 epochs. Chapter 1 trains its
+    # four networks from two seeds for 10 epochs, in one single-threaded worker process per core
+    # (rl.compare(..., processes=None)); its time is in benchmarks/README.md.
+    "quick": Profile(
+        "quick",
+        "digits",
+        "scikit-learn's 8x8 digits upsampled to 16x16, shipped with the package",
+        16,
+        1,
+        (8, 16, 32),
+        epochs=15,
+        schedule="cosine",
+        warmup_steps=12,
+        seeds=(0,),
+    ),
     # One free-tier GPU (T4 class): the paper's networks and data, the paper's optimiser, and a
     # schedule shortened to 5 epochs (warm-up over the first of them, then cosine) so that the
     # heaviest chapter, Chapter 1's four networks, stays within about 5 minutes. The numbers
     # behind that choice, and how to re-measure them, are in benchmarks/README.md (gpu_profile.py).
-    "gpu": Profile("gpu", "cifar10",
-                   "CIFAR-10, 32x32 colour images (downloaded on first use, about 170 MB)",
-                   32, 3, (16, 32, 64), epochs=5, schedule="cosine", warmup_steps=391,
-                   seeds=(0,), train_eval_images=10_000),
+    "gpu": Profile(
+        "gpu",
+        "cifar10",
+        "CIFAR-10, 32x32 colour images (downloaded on first use, about 170 MB)",
+        32,
+        3,
+        (16, 32, 64),
+        epochs=5,
+        schedule="cosine",
+        warmup_steps=391,
+        seeds=(0,),
+        train_eval_images=10_000,
+    ),
     # He et al. (2016a), Sec. 4.2: 64k iterations of batch 128, lr 0.1 divided by 10 at 32k and
     # 48k (164 epochs of CIFAR-10's 50k images). Opt-in only: hours per chapter on one GPU.
-    "full": Profile("full", "cifar10",
-                    "CIFAR-10, 32x32 colour images (downloaded on first use, about 170 MB)",
-                    32, 3, (16, 32, 64), epochs=164, schedule="step", warmup_steps=0,
-                    milestones=(32_000, 48_000), max_steps=64_000, seeds=(0,)),
+    "full": Profile(
+        "full",
+        "cifar10",
+        "CIFAR-10, 32x32 colour images (downloaded on first use, about 170 MB)",
+        32,
+        3,
+        (16, 32, 64),
+        epochs=164,
+        schedule="step",
+        warmup_steps=0,
+        milestones=(32_000, 48_000),
+        max_steps=64_000,
+        seeds=(0,),
+    ),
 }
 
 
@@ -76,8 +104,7 @@ class Setup:
     def describe(self) -> str:
         data = self.dataset or "none (this chapter uses random tensors)"
         threads = f" ({self.threads} CPU threads)" if self.device.type == "cpu" else ""
-        return (f"profile: {self.profile.name} | device: {self.device}{threads} | "
-                f"dataset: {data}")
+        return f"profile: {self.profile.name} | device: {self.device}{threads} | dataset: {data}"
 
 
 def default_profile() -> str:
@@ -89,8 +116,10 @@ def get_profile(name: str | None = None) -> Profile:
     """The profile called ``name``, else the one ``RESNET_BOOK_PROFILE`` names, else the default."""
     name = name or os.environ.get(ENV_VAR) or default_profile()
     if name not in PROFILES:
-        raise ValueError(f"{ENV_VAR}={name!r} is not a profile; use one of "
-                         f"{', '.join(PROFILES)} (or leave it unset for the default)")
+        raise ValueError(
+            f"{ENV_VAR}={name!r} is not a profile; use one of "
+            f"{', '.join(PROFILES)} (or leave it unset for the default)"
+        )
     return PROFILES[name]
 
 
@@ -114,8 +143,9 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def cgroup_cpu_limit(proc: Path = Path("/proc/self/cgroup"),
-                     root: Path = Path("/sys/fs/cgroup")) -> float | None:
+def cgroup_cpu_limit(
+    proc: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")
+) -> float | None:
     """The CPU quota of this process's control group, in CPUs (e.g. 1.0 on Binder), or None.
 
     cgroup v2 writes ``"<quota> <period>"`` (or ``"max <period>"``) to ``cpu.max``; v1 writes the
@@ -143,14 +173,13 @@ def cgroup_cpu_limit(proc: Path = Path("/proc/self/cgroup"),
                 values = [(folder / f).read_text().split() for f in files]
             except OSError:
                 continue
-            quota, period = (values[0] if len(files) == 1 else [values[0][0], values[1][0]])
+            quota, period = values[0] if len(files) == 1 else [values[0][0], values[1][0]]
             if quota not in ("max", "-1") and float(period) > 0:
                 limits.append(float(quota) / float(period))
     return min(limits) if limits else None
 
 
-def usable_cpus(proc: Path = Path("/proc/self/cgroup"),
-                root: Path = Path("/sys/fs/cgroup")) -> int:
+def usable_cpus(proc: Path = Path("/proc/self/cgroup"), root: Path = Path("/sys/fs/cgroup")) -> int:
     """How many CPUs this process may actually keep busy: the CPUs it may run on (affinity),
     capped by its control group's quota, rounded up, at least 1. ``os.cpu_count()`` counts the
     node's CPUs instead, e.g. 64 on a Binder node whose quota is one CPU."""

@@ -14,8 +14,11 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import multiprocessing
+import pickle
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 
 import torch
@@ -24,7 +27,14 @@ from torch.utils.data import DataLoader, Dataset
 
 from . import data as data_lib
 from .models import cifar_resnet
-from .profiles import PROFILES, Profile, get_profile, pick_device, seed_everything
+from .profiles import (
+    PROFILES,
+    Profile,
+    get_profile,
+    pick_device,
+    seed_everything,
+    usable_cpus,
+)
 
 
 @dataclass(frozen=True)
@@ -44,9 +54,15 @@ class TrainConfig:
 
 def config_for(profile: Profile) -> TrainConfig:
     """The training recipe of ``profile``'s experiments."""
-    return TrainConfig(epochs=profile.epochs, batch_size=profile.batch_size, lr=profile.lr,
-                       schedule=profile.schedule, warmup_steps=profile.warmup_steps,
-                       milestones=profile.milestones, max_steps=profile.max_steps)
+    return TrainConfig(
+        epochs=profile.epochs,
+        batch_size=profile.batch_size,
+        lr=profile.lr,
+        schedule=profile.schedule,
+        warmup_steps=profile.warmup_steps,
+        milestones=profile.milestones,
+        max_steps=profile.max_steps,
+    )
 
 
 #: The paper's CIFAR-10 recipe (He et al. 2016a, Sec. 4.2), the full profile's.
@@ -56,21 +72,26 @@ PAPER_CIFAR10 = config_for(PROFILES["full"])
 def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
     """Multiplier of the base rate at ``step``: ``(step+1)/warmup`` for the first ``warmup_steps``,
     then ``(1 + cos(pi * t)) / 2`` where t goes from 0 to 1 over the remaining steps."""
+
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
         t = (step - warmup_steps) / max(1, total_steps - warmup_steps)
         return 0.5 * (1 + math.cos(math.pi * min(t, 1.0)))
+
     return factor
 
 
-def step_decay(milestones: Sequence[int], gamma: float = 0.1,
-               warmup_steps: int = 0) -> Callable[[int], float]:
+def step_decay(
+    milestones: Sequence[int], gamma: float = 0.1, warmup_steps: int = 0
+) -> Callable[[int], float]:
     """Multiplier ``gamma ** (number of milestones passed)``, after an optional linear warm-up."""
+
     def factor(step: int) -> float:
         if step < warmup_steps:
             return (step + 1) / warmup_steps
         return gamma ** sum(step >= m for m in milestones)
+
     return factor
 
 
@@ -97,9 +118,21 @@ class History:
     test_acc: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
     steps: int = 0
+    diverged: bool = False  # the loss stopped being finite; the lists end at the last full epoch
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+
+class Diverged(FloatingPointError):
+    """The loss stopped being finite; ``history`` holds the epochs completed before that."""
+
+    def __init__(self, message: str, history: History) -> None:
+        super().__init__(message)
+        self.history = history
+
+    def __reduce__(self):  # so that a worker process can send it back
+        return type(self), (str(self), self.history)
 
 
 @torch.no_grad()
@@ -118,17 +151,36 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> tupl
     return loss_sum / count, correct / count
 
 
-def _loader(dataset: Dataset, batch_size: int, shuffle: bool, seed: int,
-            num_workers: int, device: torch.device) -> DataLoader:
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, num_workers=num_workers,
-                      generator=torch.Generator().manual_seed(seed) if shuffle else None,
-                      pin_memory=device.type == "cuda", persistent_workers=num_workers > 0)
+def _loader(
+    dataset: Dataset,
+    batch_size: int,
+    shuffle: bool,
+    seed: int,
+    num_workers: int,
+    device: torch.device,
+) -> DataLoader:
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle,
+        num_workers=num_workers,
+        generator=torch.Generator().manual_seed(seed) if shuffle else None,
+        pin_memory=device.type == "cuda",
+        persistent_workers=num_workers > 0,
+    )
 
 
-def fit(model: nn.Module, train_set: Dataset, test_set: Dataset | None = None,
-          config: TrainConfig = TrainConfig(), device: torch.device | str | None = None,
-          seed: int = 0, progress: bool = True, desc: str = "",
-          train_eval_set: Dataset | None = None) -> History:
+def fit(
+    model: nn.Module,
+    train_set: Dataset,
+    test_set: Dataset | None = None,
+    config: TrainConfig = TrainConfig(),
+    device: torch.device | str | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    desc: str = "",
+    train_eval_set: Dataset | None = None,
+) -> History:
     """Train ``model`` in place with SGD and ``config``'s schedule; return its :class:`History`.
 
     After each epoch the loss and accuracy are measured in eval mode on the whole training set
@@ -143,8 +195,9 @@ def fit(model: nn.Module, train_set: Dataset, test_set: Dataset | None = None,
     total = len(loader) * config.epochs
     if config.max_steps is not None:
         total = min(total, config.max_steps)
-    optimizer = torch.optim.SGD(model.parameters(), lr=config.lr, momentum=config.momentum,
-                                weight_decay=config.weight_decay)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+    )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, total))
     history = History()
     bar = _progress(total, desc, progress)
@@ -154,8 +207,13 @@ def fit(model: nn.Module, train_set: Dataset, test_set: Dataset | None = None,
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
             loss = nn.functional.cross_entropy(model(x), y)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss became {loss.item()} at step {history.steps}; "
-                                         "lower the learning rate or add warm-up")
+                bar.close()
+                history.diverged = True
+                raise Diverged(
+                    f"loss became {loss.item()} at step {history.steps}; "
+                    "lower the learning rate or add warm-up",
+                    history,
+                )
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()
@@ -184,35 +242,144 @@ def fit(model: nn.Module, train_set: Dataset, test_set: Dataset | None = None,
     return history
 
 
-def compare(builders: Mapping[str, Callable[[], nn.Module]], data: data_lib.DataSplits,
-            config: TrainConfig, seeds: Sequence[int] = (0,),
-            device: torch.device | str | None = None,
-            progress: bool = True, diverged: str = "raise") -> dict[str, list[History | None]]:
+def compare(
+    builders: Mapping[str, Callable[[], nn.Module]],
+    data: data_lib.DataSplits,
+    config: TrainConfig,
+    seeds: Sequence[int] = (0,),
+    device: torch.device | str | None = None,
+    progress: bool = True,
+    diverged: str = "raise",
+    processes: int | None = 1,
+) -> dict[str, list[History]]:
     """Train a fresh ``builders[name]()`` for every name and seed with the same ``config`` (the
     same budget); one progress bar over all runs. Returns ``{name: [history per seed]}``.
 
     A run whose loss stops being finite raises ``FloatingPointError``; with
-    ``diverged="record"`` it is reported on one line and recorded as ``None`` instead, so that a
-    comparison of risky settings (large learning rates, no normalisation) still finishes."""
+    ``diverged="record"`` it is reported on one line and its history is kept up to the last
+    complete epoch with ``diverged=True``, so that a comparison of risky settings (large learning
+    rates, no normalisation) still finishes.
+
+    ``processes`` > 1 trains the runs in that many worker processes, each with an equal share of
+    the CPU threads; ``None`` takes one per usable CPU on a CPU and 1 on a GPU. Small networks
+    train faster so than with the threads of one process. Each worker gets ``data`` and the
+    builders by pickling, so the builders must be picklable, e.g.
+    ``functools.partial(rl.cifar_resnet, 20, residual=False)`` (a lambda is not). A run's numbers
+    depend on its seed and its thread count only, not on which process trains it."""
     if diverged not in ("raise", "record"):
         raise ValueError(f"diverged must be 'raise' or 'record', not {diverged!r}")
-    results: dict[str, list[History | None]] = {name: [] for name in builders}
+    device = torch.device(device) if device is not None else pick_device()
     runs = [(name, seed) for seed in seeds for name in builders]
+    processes = _process_count(processes, device, builders, len(runs))
+    results: dict[str, list[History | None]] = {name: [None] * len(seeds) for name in builders}
     from tqdm.auto import tqdm
 
-    for name, seed in tqdm(runs, desc="runs", unit="run", disable=not progress, leave=False):
-        seed_everything(seed)  # the initial weights depend on the seed too
-        model = builders[name]()
-        try:
-            history = fit(model, data.train, data.test, config, device, seed, progress=False,
-                          desc=f"{name}, seed {seed}", train_eval_set=data.train_eval)
-        except FloatingPointError as err:
+    bar = tqdm(total=len(runs), desc="runs", unit="run", disable=not progress, leave=False)
+    if processes == 1:
+        outcomes = (
+            train_run(builders[name], name, seed, data, config, device) for name, seed in runs
+        )
+    else:
+        outcomes = _in_workers(builders, runs, data, config, device, processes)
+    for name, seed, history, error in outcomes:
+        if error is not None:
             if diverged == "raise":
-                raise
-            print(f"{name}, seed {seed}: diverged ({err})")
-            history = None
-        results[name].append(history)
+                raise error
+            print(f"{name}, seed {seed}: diverged ({error})")
+        results[name][list(seeds).index(seed)] = history
+        bar.update(1)
+    bar.close()
     return results
+
+
+def train_run(
+    build: Callable[[], nn.Module],
+    name: str,
+    seed: int,
+    data: data_lib.DataSplits,
+    config: TrainConfig,
+    device: torch.device,
+) -> tuple[str, int, History, Diverged | None]:
+    """One run of :func:`compare`: a fresh ``build()`` trained with ``seed``; returns the name, the
+    seed, the history, and the :class:`Diverged` error if the loss stopped being finite."""
+    seed_everything(seed)  # the initial weights depend on the seed too
+    model = build()
+    try:
+        history = fit(
+            model,
+            data.train,
+            data.test,
+            config,
+            device,
+            seed,
+            progress=False,
+            desc=f"{name}, seed {seed}",
+            train_eval_set=data.train_eval,
+        )
+    except Diverged as err:
+        return name, seed, err.history, err
+    return name, seed, history, None
+
+
+def _process_count(
+    processes: int | None,
+    device: torch.device,
+    builders: Mapping[str, Callable[[], nn.Module]],
+    runs: int,
+) -> int:
+    if processes is None:
+        processes = usable_cpus() if device.type == "cpu" else 1
+        if processes > 1 and not _picklable(builders):
+            print(
+                "training in this process: the builders cannot be pickled for worker "
+                "processes (use functools.partial instead of a lambda)"
+            )
+            return 1
+    if processes > 1 and device.type != "cpu":
+        raise ValueError(f"processes={processes} is for the CPU; on {device} use one process")
+    if processes > 1 and not _picklable(builders):
+        raise TypeError(
+            "worker processes need builders that can be pickled, such as "
+            "functools.partial(rl.cifar_resnet, 20, residual=False); a lambda or a "
+            "function defined in a notebook cannot be. Pass processes=1."
+        )
+    return max(1, min(processes, runs))
+
+
+def _picklable(obj: object) -> bool:
+    try:
+        pickle.dumps(obj)
+    except Exception:  # lambdas, local functions and their closures raise several kinds
+        return False
+    return True
+
+
+def _in_workers(
+    builders: Mapping[str, Callable[[], nn.Module]],
+    runs: list[tuple[str, int]],
+    data: data_lib.DataSplits,
+    config: TrainConfig,
+    device: torch.device,
+    processes: int,
+):
+    """Yield ``train_run``'s results from ``processes`` spawned workers, as they finish. The
+    largest networks start first, so that the workers finish at about the same time."""
+    sizes = {name: sum(p.numel() for p in build().parameters()) for name, build in builders.items()}
+    threads = max(1, usable_cpus() // processes)
+    # "spawn" on every system: a forked child can hang in an OpenMP pool its parent started.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(
+        processes, mp_context=context, initializer=torch.set_num_threads, initargs=(threads,)
+    ) as pool:
+        futures = [
+            pool.submit(train_run, builders[name], name, seed, data, config, device)
+            for name, seed in sorted(runs, key=lambda run: -sizes[run[0]])
+        ]
+        try:
+            for future in as_completed(futures):
+                yield future.result()
+        finally:  # stopped early (an error, or the caller raised): start no further run
+            pool.shutdown(cancel_futures=True)
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -221,25 +388,46 @@ def _progress(total: int, desc: str, enabled: bool):
     return tqdm(total=total, desc=desc, unit="step", disable=not enabled, leave=False)
 
 
-def build_model(name: str, data: data_lib.DataSplits,
-                widths: tuple[int, ...] = (16, 32, 64), shortcut: str = "A") -> nn.Module:
+def build_model(
+    name: str,
+    data: data_lib.DataSplits,
+    widths: tuple[int, ...] = (16, 32, 64),
+    shortcut: str = "A",
+) -> nn.Module:
     """``resnetN`` or ``plainN`` (the CIFAR family, depth N = 6n+2) for ``data``'s images."""
     for prefix, residual in (("resnet", True), ("plain", False)):
-        if name.startswith(prefix) and name[len(prefix):].isdigit():
-            return cifar_resnet(int(name[len(prefix):]), data.num_classes, shortcut, residual,
-                                widths, data.in_channels)
+        if name.startswith(prefix) and name[len(prefix) :].isdigit():
+            return cifar_resnet(
+                int(name[len(prefix) :]),
+                num_classes=data.num_classes,
+                shortcut=shortcut,
+                residual=residual,
+                widths=widths,
+                in_channels=data.in_channels,
+            )
     raise ValueError(f"unknown model {name!r}; use resnetN or plainN with N = 6n+2 (e.g. resnet56)")
 
 
 def main(argv: list[str] | None = None) -> History:
-    parser = argparse.ArgumentParser(prog="python -m resnet_lib.train", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m resnet_lib.train",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--model", default="resnet20", help="resnetN or plainN, N = 6n+2")
-    parser.add_argument("--data", choices=list(data_lib.DATASETS), default=None,
-                        help="default: the profile's dataset")
-    parser.add_argument("--profile", choices=list(PROFILES), default=None,
-                        help="whose recipe and data (default: $RESNET_BOOK_PROFILE, else gpu "
-                             "with CUDA and quick without)")
+    parser.add_argument(
+        "--data",
+        choices=list(data_lib.DATASETS),
+        default=None,
+        help="default: the profile's dataset",
+    )
+    parser.add_argument(
+        "--profile",
+        choices=list(PROFILES),
+        default=None,
+        help="whose recipe and data (default: $RESNET_BOOK_PROFILE, else gpu "
+        "with CUDA and quick without)",
+    )
     parser.add_argument("--shortcut", choices=["A", "B", "C"], default="A")
     parser.add_argument("--widths", type=int, nargs="+", default=None)
     parser.add_argument("--epochs", type=int, default=None)
@@ -247,8 +435,13 @@ def main(argv: list[str] | None = None) -> History:
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--lr", type=float, default=None)
     parser.add_argument("--schedule", choices=["cosine", "step", "constant"], default=None)
-    parser.add_argument("--milestones", type=int, nargs="*", default=None,
-                        help="steps at which 'step' divides the rate by 10")
+    parser.add_argument(
+        "--milestones",
+        type=int,
+        nargs="*",
+        default=None,
+        help="steps at which 'step' divides the rate by 10",
+    )
     parser.add_argument("--warmup-steps", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--device", default=None)
@@ -262,22 +455,37 @@ def main(argv: list[str] | None = None) -> History:
     if profile.dataset != name:  # --data names another dataset: use the recipe made for it
         profile = PROFILES["full"] if name == "cifar10" else PROFILES["quick"]
     config = config_for(profile)
-    overrides = {"epochs": args.epochs, "max_steps": args.iterations, "lr": args.lr,
-                 "batch_size": args.batch_size, "schedule": args.schedule,
-                 "warmup_steps": args.warmup_steps,
-                 "milestones": tuple(args.milestones) if args.milestones is not None else None}
+    overrides = {
+        "epochs": args.epochs,
+        "max_steps": args.iterations,
+        "lr": args.lr,
+        "batch_size": args.batch_size,
+        "schedule": args.schedule,
+        "warmup_steps": args.warmup_steps,
+        "milestones": tuple(args.milestones) if args.milestones is not None else None,
+    }
     config = replace(config, **{k: v for k, v in overrides.items() if v is not None})
     if args.iterations and args.epochs is None:
-        config = replace(config, epochs=math.ceil(args.iterations / math.ceil(
-            len(splits.train) / config.batch_size)))
+        config = replace(
+            config,
+            epochs=math.ceil(args.iterations / math.ceil(len(splits.train) / config.batch_size)),
+        )
     widths = tuple(args.widths or (profile.widths if name == "digits" else (16, 32, 64)))
     seed_everything(args.seed)
     model = build_model(args.model, splits, widths, args.shortcut)
     device = torch.device(args.device) if args.device else pick_device()
     print(f"profile: {profile.name} | device: {device} | dataset: {splits.describe()}")
     print(f"model: {args.model} (widths {widths}, shortcut {args.shortcut}) | {config}")
-    history = fit(model, splits.train, splits.test, config, device, args.seed, desc=args.model,
-                  train_eval_set=splits.train_eval)
+    history = fit(
+        model,
+        splits.train,
+        splits.test,
+        config,
+        device,
+        args.seed,
+        desc=args.model,
+        train_eval_set=splits.train_eval,
+    )
     last = {k: v[-1] for k, v in history.to_dict().items() if isinstance(v, list) and v}
     print(json.dumps({"steps": history.steps, **last}, indent=1))
     if args.out:

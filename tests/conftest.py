@@ -56,3 +56,25 @@ def shown_tables(cell: dict) -> dict[str, str]:
         text = "".join(text) if isinstance(text, list) else text
         rows.update(dict(re.findall(r"^\| `(num\.\w+)` \| (.*?) \|$", text, re.M)))
     return rows
+
+
+def n_params(model) -> int:
+    """Every scalar parameter of ``model``, counted here rather than by resnet_lib's
+    ``count_parameters`` (which has tests of its own)."""
+    return sum(p.numel() for p in model.parameters())
+
+
+def randomize_bn(module, seed: int) -> None:
+    """Give every BatchNorm of ``module`` random affine parameters and running statistics (in
+    its own dtype), so that a BN in the wrong place changes the output."""
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in module.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                c, dtype = m.num_features, m.weight.dtype
+                m.weight.copy_(torch.rand(c, generator=gen, dtype=dtype) + 0.5)
+                m.bias.copy_(torch.randn(c, generator=gen, dtype=dtype) * 0.1)
+                m.running_mean.copy_(torch.randn(c, generator=gen, dtype=dtype) * 0.1)
+                m.running_var.copy_(torch.rand(c, generator=gen, dtype=dtype) + 0.5)

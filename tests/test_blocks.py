@@ -9,6 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision.models.resnet as tvr
+from conftest import n_params, randomize_bn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -23,18 +24,6 @@ strides = st.sampled_from([1, 2])
 sizes = st.integers(min_value=1, max_value=17)
 batches = st.integers(min_value=1, max_value=3)
 seeds = st.integers(min_value=0, max_value=2**16)
-
-
-def randomize_bn(module: nn.Module, gen: torch.Generator) -> None:
-    """Give every BatchNorm non-trivial affine parameters and running statistics."""
-    for m in module.modules():
-        if isinstance(m, nn.BatchNorm2d):
-            c = m.num_features
-            with torch.no_grad():
-                m.weight.copy_(torch.rand(c, generator=gen) + 0.5)
-                m.bias.copy_(torch.randn(c, generator=gen) * 0.1)
-                m.running_mean.copy_(torch.randn(c, generator=gen) * 0.1)
-                m.running_var.copy_(torch.rand(c, generator=gen) + 0.5)
 
 
 def bn_eval(x: torch.Tensor, bn: nn.BatchNorm2d) -> torch.Tensor:
@@ -57,8 +46,15 @@ def shortcut_options(inplanes: int, out_planes: int) -> list[str]:
 # ---------------------------------------------------------------- shortcuts
 
 
-@given(inplanes=widths, extra=st.integers(0, 16), stride=strides, h=sizes, w=sizes, n=batches,
-       seed=seeds)
+@given(
+    inplanes=widths,
+    extra=st.integers(0, 16),
+    stride=strides,
+    h=sizes,
+    w=sizes,
+    n=batches,
+    seed=seeds,
+)
 @HYP
 def test_shortcut_a_is_subsample_and_zero_pad(inplanes, extra, stride, h, w, n, seed):
     torch.manual_seed(seed)
@@ -74,8 +70,8 @@ def test_shortcut_a_is_subsample_and_zero_pad(inplanes, extra, stride, h, w, n, 
     assert len(nonzero) == inplanes
     lo = nonzero[0]
     assert nonzero == list(range(lo, lo + inplanes))
-    assert torch.equal(y[:, lo:lo + inplanes], kept)
-    assert torch.count_nonzero(y[:, :lo]) == 0 and torch.count_nonzero(y[:, lo + inplanes:]) == 0
+    assert torch.equal(y[:, lo : lo + inplanes], kept)
+    assert torch.count_nonzero(y[:, :lo]) == 0 and torch.count_nonzero(y[:, lo + inplanes :]) == 0
 
 
 @given(inplanes=widths, out_planes=widths, stride=strides)
@@ -114,11 +110,21 @@ def test_make_shortcut_rejects_unknown_option(option):
 # ---------------------------------------------------------------- basic / bottleneck blocks
 
 
-@given(data=st.data(), block_name=st.sampled_from(["BasicBlock", "Bottleneck"]), inplanes=widths,
-       planes=widths, stride=strides, h=sizes, w=sizes, n=batches, seed=seeds)
+@given(
+    data=st.data(),
+    block_name=st.sampled_from(["BasicBlock", "Bottleneck"]),
+    inplanes=widths,
+    planes=widths,
+    stride=strides,
+    h=sizes,
+    w=sizes,
+    n=batches,
+    seed=seeds,
+)
 @HYP
-def test_block_shape_and_matches_torchvision(data, block_name, inplanes, planes, stride, h, w, n,
-                                             seed):
+def test_block_shape_and_matches_torchvision(
+    data, block_name, inplanes, planes, stride, h, w, n, seed
+):
     """Our block == torchvision's block with the same weights and the same shortcut module."""
     torch.manual_seed(seed)
     ours_cls, tv_cls = getattr(rl, block_name), getattr(tvr, block_name)
@@ -127,8 +133,7 @@ def test_block_shape_and_matches_torchvision(data, block_name, inplanes, planes,
     option = data.draw(st.sampled_from(shortcut_options(inplanes, planes * exp)), label="option")
     shortcut = rl.make_shortcut(option, inplanes, planes * exp, stride)
     ours = ours_cls(inplanes, planes, stride, downsample=shortcut)
-    gen = torch.Generator().manual_seed(seed)
-    randomize_bn(ours, gen)
+    randomize_bn(ours, seed)
     ours.eval()
     tv = tv_cls(inplanes, planes, stride, downsample=shortcut).eval()
     tv.load_state_dict(ours.state_dict(), strict=True)
@@ -140,15 +145,22 @@ def test_block_shape_and_matches_torchvision(data, block_name, inplanes, planes,
     torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
 
 
-@given(block_name=st.sampled_from(["BasicBlock", "Bottleneck"]), inplanes=widths, planes=widths,
-       stride=strides, h=sizes, n=batches, seed=seeds)
+@given(
+    block_name=st.sampled_from(["BasicBlock", "Bottleneck"]),
+    inplanes=widths,
+    planes=widths,
+    stride=strides,
+    h=sizes,
+    n=batches,
+    seed=seeds,
+)
 @HYP
 def test_plain_block_has_no_addition(block_name, inplanes, planes, stride, h, n, seed):
     """residual=False: same layers, and y = ReLU(F(x)) (functional reference)."""
     torch.manual_seed(seed)
     cls = getattr(rl, block_name)
     plain = cls(inplanes, planes, stride, residual=False)
-    randomize_bn(plain, torch.Generator().manual_seed(seed))
+    randomize_bn(plain, seed)
     plain.eval()
     x = torch.randn(n, inplanes, h, h)
     if block_name == "BasicBlock":
@@ -189,16 +201,27 @@ def preact_reference(block: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return f + block.downsample(pre)
 
 
-@given(data=st.data(), block_name=st.sampled_from(["PreActBasicBlock", "PreActBottleneck"]),
-       inplanes=widths, planes=widths, stride=strides, h=sizes, w=sizes, n=batches, seed=seeds)
+@given(
+    data=st.data(),
+    block_name=st.sampled_from(["PreActBasicBlock", "PreActBottleneck"]),
+    inplanes=widths,
+    planes=widths,
+    stride=strides,
+    h=sizes,
+    w=sizes,
+    n=batches,
+    seed=seeds,
+)
 @HYP
 def test_preact_block_shape_and_equation(data, block_name, inplanes, planes, stride, h, w, n, seed):
     torch.manual_seed(seed)
     cls = getattr(rl, block_name)
     exp = cls.expansion
     option = data.draw(st.sampled_from(shortcut_options(inplanes, planes * exp)), label="option")
-    block = cls(inplanes, planes, stride, shortcut=option)
-    randomize_bn(block, torch.Generator().manual_seed(seed))
+    # He et al. (2016b)'s code: the projection is a bare 1x1 convolution (no BN after it)
+    shortcut = rl.make_shortcut(option, inplanes, planes * exp, stride, nn.Identity)
+    block = cls(inplanes, planes, stride, downsample=shortcut)
+    randomize_bn(block, seed)
     block.eval()
     x = torch.randn(n, inplanes, h, w)
     with torch.no_grad():
@@ -207,6 +230,80 @@ def test_preact_block_shape_and_equation(data, block_name, inplanes, planes, str
     assert y.shape == expected_shape(n, planes, exp, h, w, stride)
     # the reference has no ReLU after the addition (He et al. 2016b), so this also checks that
     torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
+
+
+PAIRS = [("BasicBlock", "PreActBasicBlock"), ("Bottleneck", "PreActBottleneck")]
+
+
+@pytest.mark.parametrize("post_name,pre_name", PAIRS)
+@pytest.mark.parametrize("option", ["A", "B", "C"])
+@pytest.mark.parametrize("inplanes,planes,stride", [(8, 8, 1), (8, 16, 2), (16, 16, 2)])
+def test_preact_and_postact_blocks_take_the_same_shortcut(
+    post_name, pre_name, option, inplanes, planes, stride
+):
+    """Both kinds take the module make_shortcut builds, keep it as ``downsample`` and add it;
+    they differ in what it is applied to: x after a post-activation block's conv, ReLU(BN(x))
+    in a pre-activation block."""
+    torch.manual_seed(0)
+    post_cls, pre_cls = getattr(rl, post_name), getattr(rl, pre_name)
+    out = planes * post_cls.expansion
+    if option == "A" and out < inplanes:
+        pytest.skip("option A cannot drop channels")
+    shortcut = rl.make_shortcut(option, inplanes, out, stride)
+    post = post_cls(inplanes, planes, stride, downsample=shortcut)
+    pre = pre_cls(inplanes, planes, stride, downsample=shortcut)
+    assert post.downsample is shortcut and pre.downsample is shortcut
+    # the shortcut's keys are the same in both state_dicts
+    assert {k for k in post.state_dict() if k.startswith("downsample.")} == {
+        k for k in pre.state_dict() if k.startswith("downsample.")
+    }
+    randomize_bn(pre, 1)
+    pre.eval()
+    x = torch.randn(2, inplanes, 8, 8)
+    with torch.no_grad():
+        pre_act = F.relu(bn_eval(x, pre.bn1))
+        expected = x if shortcut is None else shortcut(pre_act)
+        torch.testing.assert_close(pre.shortcut(x), expected, rtol=0, atol=0)
+        torch.testing.assert_close(pre(x), pre.residual_branch(x) + expected, rtol=1e-6, atol=1e-6)
+        torch.testing.assert_close(post.shortcut(x), x if shortcut is None else shortcut(x))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "BasicBlock",
+        "Bottleneck",
+        "PreActBasicBlock",
+        "PreActBottleneck",
+        "SEBasicBlock",
+        "SEBottleneck",
+    ],
+)
+def test_norm_layer_is_used_for_every_norm_of_a_block(name):
+    """norm_layer=nn.Identity removes every BatchNorm, in every kind of block (what remains are
+    the convolutions and the SE module's biases); any other factory makes each of the norms."""
+    cls = getattr(rl, name)
+    inplanes = 8 * cls.expansion  # the identity shortcut needs equal widths
+    block = cls(inplanes, 8, norm_layer=nn.Identity)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in block.modules())
+    convs = sum(m.weight.numel() for m in block.modules() if isinstance(m, nn.Conv2d))
+    se = [m for m in block.modules() if isinstance(m, SqueezeExcitation)]
+    assert n_params(block) == convs + sum(p.numel() for m in se for p in (m.fc1.bias, m.fc2.bias))
+    made = []
+
+    def norm(c: int) -> nn.Module:
+        made.append(c)
+        return nn.GroupNorm(1, c)
+
+    block = cls(inplanes, 8, norm_layer=norm)
+    assert len(made) == sum(isinstance(m, nn.GroupNorm) for m in block.modules()) >= 2
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in block.modules())
+    assert block(torch.randn(2, inplanes, 5, 5)).shape == (2, inplanes, 5, 5)
+
+
+def test_preact_plain_block_rejects_a_shortcut():
+    with pytest.raises(ValueError):
+        rl.PreActBasicBlock(4, 8, 2, downsample=rl.make_shortcut("B", 4, 8, 2), residual=False)
 
 
 def test_preact_identity_block_is_x_plus_f():
@@ -235,8 +332,16 @@ def se_reference(se: SqueezeExcitation, z: torch.Tensor) -> torch.Tensor:
     return z * s
 
 
-@given(data=st.data(), block_name=st.sampled_from(["SEBasicBlock", "SEBottleneck"]),
-       inplanes=widths, planes=st.integers(1, 40), stride=strides, h=sizes, n=batches, seed=seeds)
+@given(
+    data=st.data(),
+    block_name=st.sampled_from(["SEBasicBlock", "SEBottleneck"]),
+    inplanes=widths,
+    planes=st.integers(1, 40),
+    stride=strides,
+    h=sizes,
+    n=batches,
+    seed=seeds,
+)
 @HYP
 def test_se_block_shape_and_equation(data, block_name, inplanes, planes, stride, h, n, seed):
     torch.manual_seed(seed)
@@ -245,7 +350,7 @@ def test_se_block_shape_and_equation(data, block_name, inplanes, planes, stride,
     option = data.draw(st.sampled_from(shortcut_options(inplanes, planes * exp)), label="option")
     shortcut = rl.make_shortcut(option, inplanes, planes * exp, stride)
     block = cls(inplanes, planes, stride, downsample=shortcut)
-    randomize_bn(block, torch.Generator().manual_seed(seed))
+    randomize_bn(block, seed)
     block.eval()
     se = find_se(block)
     assert se.fc1.in_channels == planes * exp
@@ -272,8 +377,9 @@ def test_se_block_shape_and_equation(data, block_name, inplanes, planes, stride,
     torch.testing.assert_close(y, ref, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("se_name,plain_name", [("SEBasicBlock", "BasicBlock"),
-                                                ("SEBottleneck", "Bottleneck")])
+@pytest.mark.parametrize(
+    "se_name,plain_name", [("SEBasicBlock", "BasicBlock"), ("SEBottleneck", "Bottleneck")]
+)
 def test_se_block_with_gate_forced_open_equals_plain_block(se_name, plain_name):
     """fc2 weight 0 and bias 100 make the SE scale sigmoid(100) == 1.0 in float32."""
     torch.manual_seed(0)
@@ -281,7 +387,7 @@ def test_se_block_with_gate_forced_open_equals_plain_block(se_name, plain_name):
     exp = cls.expansion
     sc = rl.make_shortcut("B", 16, 32 * exp, 2)
     se_block = se_cls(16, 32, 2, downsample=sc)
-    randomize_bn(se_block, torch.Generator().manual_seed(1))
+    randomize_bn(se_block, 1)
     se = find_se(se_block)
     with torch.no_grad():
         se.fc2.weight.zero_()
@@ -333,13 +439,20 @@ def test_highway_gate_starts_mostly_carrying():
         gate[0].weight.mul_(1e-3)  # small weights: T(x) ~ sigmoid(b_T)
         x = torch.randn(16, 64)
         t = torch.sigmoid(gate[0](x))
-    torch.testing.assert_close(t, torch.full_like(t, torch.sigmoid(torch.tensor(-2.0)).item()),
-                               atol=1e-2, rtol=0)
+    torch.testing.assert_close(
+        t, torch.full_like(t, torch.sigmoid(torch.tensor(-2.0)).item()), atol=1e-2, rtol=0
+    )
     assert t.max() < 0.5  # carry gate 1 - T dominates
 
 
-@given(num_layers=st.integers(1, 5), in_channels=st.integers(1, 12), growth=st.integers(1, 8),
-       bottleneck=st.booleans(), h=st.integers(1, 9), seed=seeds)
+@given(
+    num_layers=st.integers(1, 5),
+    in_channels=st.integers(1, 12),
+    growth=st.integers(1, 8),
+    bottleneck=st.booleans(),
+    h=st.integers(1, 9),
+    seed=seeds,
+)
 @HYP
 def test_dense_block_concatenates(num_layers, in_channels, growth, bottleneck, h, seed):
     torch.manual_seed(seed)

@@ -12,6 +12,7 @@ with CI=true, both fail.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import warnings
@@ -27,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 HTML = ROOT / "_build" / "html"
 CONFIG = yaml.safe_load((ROOT / "_config.yml").read_text())
 TOC = yaml.safe_load((ROOT / "_toc.yml").read_text())
-SCREENSHOTS = ROOT / "_build" / "screenshots"
 
 # The repository every launch link must point into, from _config.yml only.
 REPO_URL = CONFIG["repository"]["url"].rstrip("/")
@@ -213,14 +213,17 @@ def allowed_blocked() -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def visits(browser):
+def visits(browser, tmp_path_factory):
+    # Full-page screenshots, for a person to look at: into $SCREENSHOTS if set (the Actions
+    # workflow keeps them), else a temporary folder; never into the repository.
+    screenshots = Path(os.environ.get("SCREENSHOTS") or tmp_path_factory.mktemp("screenshots"))
     cache: dict[str, Visit] = {}
 
     def visit(docname: str) -> Visit:
         if docname not in cache:
             cache[docname] = Visit(browser, built_page(docname))
-            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-            shot = SCREENSHOTS / f"{docname.replace('/', '__')}.png"
+            screenshots.mkdir(parents=True, exist_ok=True)
+            shot = screenshots / f"{docname.replace('/', '__')}.png"
             cache[docname].page.screenshot(path=str(shot), full_page=True)
         return cache[docname]
 

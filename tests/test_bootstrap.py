@@ -17,7 +17,7 @@ import pytest
 
 from resnet_lib import bootstrap
 
-FAKE_PIP = '''
+FAKE_PIP = """
 import json, os, pathlib, sys
 args = sys.argv[1:]
 site = pathlib.Path(os.environ["FAKE_SITE"])
@@ -34,7 +34,7 @@ if mode == "replace":
     meta = site / "olddist-1.0.dist-info" / "METADATA"
     meta.write_text("Metadata-Version: 2.1\\nName: olddist\\nVersion: 2.0\\n")
 print("Successfully installed newmod-0.1")
-'''
+"""
 
 
 def run_install(tmp_path: Path, mode: str) -> tuple[subprocess.CompletedProcess, list[list]]:
@@ -56,11 +56,16 @@ def run_install(tmp_path: Path, mode: str) -> tuple[subprocess.CompletedProcess,
         import newmod
         print("IMPORTED newmod")
     """)
-    env = {"PYTHONPATH": f"{pip_dir}:{site}:{Path(bootstrap.__file__).parents[1]}",
-           "FAKE_SITE": str(site), "FAKE_PIP_MODE": mode, "FAKE_PIP_LOG": str(log),
-           "PATH": "/usr/bin:/bin"}
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                            env=env, timeout=120)
+    env = {
+        "PYTHONPATH": f"{pip_dir}:{site}:{Path(bootstrap.__file__).parents[1]}",
+        "FAKE_SITE": str(site),
+        "FAKE_PIP_MODE": mode,
+        "FAKE_PIP_LOG": str(log),
+        "PATH": "/usr/bin:/bin",
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120
+    )
     calls = [json.loads(line) for line in log.read_text().splitlines()] if log.exists() else []
     return result, calls
 
@@ -92,8 +97,12 @@ def test_lets_pip_change_packages_when_they_cannot_stay(tmp_path):
 def test_a_failed_install_says_what_failed_and_what_to_do(tmp_path):
     result, _ = run_install(tmp_path, "fail")
     assert result.returncode != 0
-    for needed in ("pip could not install newmod @ git+https://example.org/x",
-                   "Could not find a version", "network connection", "https://example.org/help"):
+    for needed in (
+        "pip could not install newmod @ git+https://example.org/x",
+        "Could not find a version",
+        "network connection",
+        "https://example.org/help",
+    ):
         assert needed in result.stderr, needed
     assert "ModuleNotFoundError" not in result.stderr  # not the confusing later error
 
@@ -116,18 +125,25 @@ def test_generated_cell_runs_on_its_own():
 
 def test_book_config_derives_everything_from_the_repository_url(tmp_path):
     (tmp_path / "_config.yml").write_text(
-        "repository:\n  url: https://github.com/Some-Org/some.book/\n  branch: dev\n")
-    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\nchapters:\n"
-                                       "  - file: chapters/01_a\n")
+        "repository:\n  url: https://github.com/Some-Org/some.book/\n  branch: dev\n"
+    )
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: chapters/01_a\n"
+    )
     c = bootstrap.book_config(tmp_path)
     assert c.published_url == "https://some-org.github.io/some.book/"
     assert c.install_requirement() == "resnet_lib @ git+https://github.com/Some-Org/some.book@dev"
-    assert c.colab("chapters/01_a.ipynb") == ("https://colab.research.google.com/github/Some-Org/"
-                                              "some.book/blob/dev/chapters/01_a.ipynb")
-    assert c.link("chapters/01_a.ipynb#sec") == \
-        "https://some-org.github.io/some.book/chapters/01_a.html#sec"
-    assert c.link("exercises/ex1.ipynb") == \
-        "https://github.com/Some-Org/some.book/blob/dev/exercises/ex1.ipynb"
+    assert c.colab("chapters/01_a.ipynb") == (
+        "https://colab.research.google.com/github/Some-Org/some.book/blob/dev/chapters/01_a.ipynb"
+    )
+    assert (
+        c.link("chapters/01_a.ipynb#sec")
+        == "https://some-org.github.io/some.book/chapters/01_a.html#sec"
+    )
+    assert (
+        c.link("exercises/ex1.ipynb")
+        == "https://github.com/Some-Org/some.book/blob/dev/exercises/ex1.ipynb"
+    )
     (tmp_path / "_config.yml").write_text("repository:\n  url: git@github.com:a/b.git\n")
     with pytest.raises(ValueError, match="https://github.com/<owner>/<repo>"):
         bootstrap.book_config(tmp_path)

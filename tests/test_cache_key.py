@@ -52,21 +52,30 @@ def key_of(root: Path, facts: dict[str, str] = FACTS) -> str:
     return cache_key.key(cache_key.inputs(root, facts))
 
 
-@pytest.mark.parametrize(("path", "old", "new", "changes_key"), [
-    ("resnet_lib/train.py", "return 1", "return 2", True),
-    ("resnet_lib/grading/__init__.py", "pass", "return None", True),  # import resnet_lib runs it
-    ("requirements.txt", "2.14.1", "2.14.2", True),
-    ("pyproject.toml", "resnet_lib", "resnet-lib", True),
-    ("_config.yml", "allow_errors: false", "allow_errors: true", True),
-    ("_config.yml", "run_in_temp: false", "run_in_temp: true", True),
-    ("resnet_lib/grading/sandbox.py", "10", "20", False),  # the grader runs in no chapter
-    ("chapters/01_degradation.ipynb", "[]", '[{"cell_type": "code"}]', False),  # jupyter-cache
-    ("_config.yml", "timeout: 300", "timeout: 600", False),
-    ("_config.yml", "# a comment", "# another comment", False),
-    ("_config.yml", "dollarmath", "amsmath", False),  # not under execute:
-])
-def test_key_follows_what_the_outputs_depend_on(tree: Path, path: str, old: str, new: str,
-                                                changes_key: bool) -> None:
+@pytest.mark.parametrize(
+    ("path", "old", "new", "changes_key"),
+    [
+        ("resnet_lib/train.py", "return 1", "return 2", True),
+        (
+            "resnet_lib/grading/__init__.py",
+            "pass",
+            "return None",
+            True,
+        ),  # import resnet_lib runs it
+        ("requirements.txt", "2.14.1", "2.14.2", True),
+        ("pyproject.toml", "resnet_lib", "resnet-lib", True),
+        ("_config.yml", "allow_errors: false", "allow_errors: true", True),
+        ("_config.yml", "run_in_temp: false", "run_in_temp: true", True),
+        ("resnet_lib/grading/sandbox.py", "10", "20", False),  # the grader runs in no chapter
+        ("chapters/01_degradation.ipynb", "[]", '[{"cell_type": "code"}]', False),  # jupyter-cache
+        ("_config.yml", "timeout: 300", "timeout: 600", False),
+        ("_config.yml", "# a comment", "# another comment", False),
+        ("_config.yml", "dollarmath", "amsmath", False),  # not under execute:
+    ],
+)
+def test_key_follows_what_the_outputs_depend_on(
+    tree: Path, path: str, old: str, new: str, changes_key: bool
+) -> None:
     before = key_of(tree)
     text = (tree / path).read_text()
     assert old in text
@@ -83,8 +92,9 @@ def test_key_covers_new_library_files_and_the_runtime(tree: Path) -> None:
     assert key_of(tree, {**FACTS, "package torch": "2.15.0"}) != before
 
 
-def test_cache_survives_an_unchanged_key_and_is_dropped_on_a_changed_one(tree: Path,
-                                                                       tmp_path: Path) -> None:
+def test_cache_survives_an_unchanged_key_and_is_dropped_on_a_changed_one(
+    tree: Path, tmp_path: Path
+) -> None:
     cache = tmp_path / "_build" / ".jupyter_cache"
     doctrees = tmp_path / "_build" / ".doctrees"  # Sphinx's environment: the pages' outputs
     assert "new" in cache_key.sync(cache, cache_key.inputs(tree, FACTS), [doctrees])
@@ -141,7 +151,8 @@ def test_command_drops_a_stale_cache(tmp_path: Path, capsys) -> None:
     stale = {**cache_key.inputs(ROOT, FACTS), "resnet_lib/train.py": "0" * 64}
     (cache / "executed").mkdir(parents=True)
     (cache / cache_key.KEY_FILE).write_text(
-        json.dumps({"key": cache_key.key(stale), "inputs": stale}))
+        json.dumps({"key": cache_key.key(stale), "inputs": stale})
+    )
     cache_key.main([str(cache), "--also-drop", str(tmp_path / ".doctrees")])
     out = capsys.readouterr().out
     assert "execution cache dropped" in out and "resnet_lib/train.py" in out

@@ -8,6 +8,7 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import n_params, randomize_bn
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torch import nn
@@ -16,16 +17,19 @@ import resnet_lib as rl
 
 # He et al. (2016a), Table 6 gives 0.27M/0.46M/0.66M/0.85M/1.7M/19.4M; the exact option-A counts
 # are those of akamaster's reference implementation.
-PAPER_COUNTS = {20: 269_722, 32: 464_154, 44: 658_586, 56: 853_018, 110: 1_727_962,
-                1202: 19_421_274}
+PAPER_COUNTS = {
+    20: 269_722,
+    32: 464_154,
+    44: 658_586,
+    56: 853_018,
+    110: 1_727_962,
+    1202: 19_421_274,
+}
 
 
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
-def closed_form(n: int, widths=(16, 32, 64), in_channels: int = 3, num_classes: int = 10,
-                option: str = "A") -> int:
+def closed_form(
+    n: int, widths=(16, 32, 64), in_channels: int = 3, num_classes: int = 10, option: str = "A"
+) -> int:
     """Parameters of a 6n+2 CIFAR ResNet, stage by stage (w_0 := w_1, the stem's width).
 
     stem: 9 c w_1 + 2 w_1; stage s: first block 9 w_{s-1} w_s + 9 w_s^2 + 4 w_s, each of the other
@@ -69,15 +73,20 @@ def test_option_a_counts_match_paper(depth):
     assert len(all_blocks(model)) == 3 * n
 
 
-@given(n=st.integers(1, 6), widths=st.tuples(*[st.integers(1, 12)] * 3),
-       in_channels=st.integers(1, 3), num_classes=st.integers(1, 12),
-       option=st.sampled_from(["A", "B", "C"]))
+@given(
+    n=st.integers(1, 6),
+    widths=st.tuples(*[st.integers(1, 12)] * 3),
+    in_channels=st.integers(1, 3),
+    num_classes=st.integers(1, 12),
+    option=st.sampled_from(["A", "B", "C"]),
+)
 @settings(max_examples=30, deadline=None)
 def test_counts_match_closed_form_for_any_n(n, widths, in_channels, num_classes, option):
     if option == "A" and not widths[0] <= widths[1] <= widths[2]:
         option = "B"  # option A can only add channels
-    model = rl.cifar_resnet(6 * n + 2, num_classes=num_classes, shortcut=option,
-                            widths=widths, in_channels=in_channels)
+    model = rl.cifar_resnet(
+        6 * n + 2, num_classes=num_classes, shortcut=option, widths=widths, in_channels=in_channels
+    )
     assert n_params(model) == closed_form(n, widths, in_channels, num_classes, option)
 
 
@@ -102,21 +111,22 @@ def test_module_names_and_stage_shapes():
     shapes = {}
     for name in ("layer1", "layer2", "layer3"):
         getattr(model, name).register_forward_hook(
-            lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape)))
+            lambda m, i, o, name=name: shapes.__setitem__(name, tuple(o.shape))
+        )
     with torch.no_grad():
         out = model(torch.randn(2, 3, 32, 32))
     assert out.shape == (2, 10)
     # feature maps 32, 16, 8 with 16, 32, 64 filters (He et al. 2016a, Sec. 4.2)
-    assert shapes == {"layer1": (2, 16, 32, 32), "layer2": (2, 32, 16, 16),
-                      "layer3": (2, 64, 8, 8)}
+    assert shapes == {"layer1": (2, 16, 32, 32), "layer2": (2, 32, 16, 16), "layer3": (2, 64, 8, 8)}
 
 
 @pytest.mark.parametrize("residual", [True, False])
 @pytest.mark.parametrize("shortcut", ["A", "B", "C"])
 def test_quick_profile_shapes(residual, shortcut):
     torch.manual_seed(0)
-    model = rl.cifar_resnet(20, num_classes=10, shortcut=shortcut, residual=residual,
-                            widths=(8, 16, 32), in_channels=1)
+    model = rl.cifar_resnet(
+        20, num_classes=10, shortcut=shortcut, residual=residual, widths=(8, 16, 32), in_channels=1
+    )
     assert model.conv1.in_channels == 1
     out = model(torch.randn(3, 1, 16, 16))
     assert out.shape == (3, 10)
@@ -140,7 +150,7 @@ def test_option_a_is_parameter_free_subsample_and_pad():
     nonzero = [c for c in range(32) if torch.count_nonzero(y[:, c]) > 0]
     lo = nonzero[0]
     assert nonzero == list(range(lo, lo + 16))
-    assert torch.equal(y[:, lo:lo + 16], kept)
+    assert torch.equal(y[:, lo : lo + 16], kept)
     assert torch.count_nonzero(y) == kept.numel()  # every extra channel is exactly zero
 
 
@@ -161,15 +171,23 @@ def test_option_c_projects_in_every_block(depth):
     torch.manual_seed(0)
     n = (depth - 2) // 6
     model = rl.cifar_resnet(depth, shortcut="C")
-    projections = [b.downsample for b in all_blocks(model)
-                   if b.downsample is not None and n_params(b.downsample) > 0]
+    projections = [
+        b.downsample
+        for b in all_blocks(model)
+        if b.downsample is not None and n_params(b.downsample) > 0
+    ]
     assert len(projections) == 3 * n
     diff = n_params(model) - n_params(rl.cifar_resnet(depth, shortcut="A"))
     assert diff == projection_params(n, option="C")
     # 1x1 convs w_in*w_out + BN 2*w_out, in every one of the 3n blocks
-    assert diff == sum(a * b + 2 * b for a, b in
-                       [(16, 16)] * n + [(16, 32)] + [(32, 32)] * (n - 1)
-                       + [(32, 64)] + [(64, 64)] * (n - 1))
+    assert diff == sum(
+        a * b + 2 * b
+        for a, b in [(16, 16)] * n
+        + [(16, 32)]
+        + [(32, 32)] * (n - 1)
+        + [(32, 64)]
+        + [(64, 64)] * (n - 1)
+    )
 
 
 # ---------------------------------------------------------------- plain twins
@@ -235,24 +253,13 @@ def test_model_with_silenced_branches():
         # at a transition, option A; so layer3's output is two option-A shortcuts of the stem's
         stem = F.relu(res.bn1(res.conv1(x1)))
         expected = rl.ShortcutA(32, 64, 2)(rl.ShortcutA(16, 32, 2)(stem))
-        torch.testing.assert_close(res.layer3(res.layer2(res.layer1(stem))), expected,
-                                   rtol=0, atol=0)
+        torch.testing.assert_close(
+            res.layer3(res.layer2(res.layer1(stem))), expected, rtol=0, atol=0
+        )
         torch.testing.assert_close(r1, res.fc(expected.mean(dim=(2, 3))), rtol=1e-5, atol=1e-6)
 
 
 # ---------------------------------------------------------------- gradients
-
-
-def randomize_bn(module: nn.Module, seed: int) -> None:
-    gen = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for m in module.modules():
-            if isinstance(m, nn.BatchNorm2d):
-                c = m.num_features
-                m.weight.copy_(torch.rand(c, generator=gen, dtype=m.weight.dtype) + 0.5)
-                m.bias.copy_(torch.randn(c, generator=gen, dtype=m.bias.dtype) * 0.1)
-                m.running_mean.copy_(torch.randn(c, generator=gen, dtype=m.weight.dtype) * 0.1)
-                m.running_var.copy_(torch.rand(c, generator=gen, dtype=m.weight.dtype) + 0.5)
 
 
 GRADCHECK_CASES = {
@@ -260,8 +267,12 @@ GRADCHECK_CASES = {
     "basic-B": lambda: rl.BasicBlock(3, 4, 2, downsample=rl.make_shortcut("B", 3, 4, 2)),
     "basic-A": lambda: rl.BasicBlock(3, 5, 2, downsample=rl.make_shortcut("A", 3, 5, 2)),
     "bottleneck-B": lambda: rl.Bottleneck(4, 2, 2, downsample=rl.make_shortcut("B", 4, 8, 2)),
-    "preact-basic": lambda: rl.PreActBasicBlock(3, 4, 2),
-    "preact-bottleneck": lambda: rl.PreActBottleneck(4, 2, 1),
+    "preact-basic": lambda: rl.PreActBasicBlock(
+        3, 4, 2, downsample=rl.make_shortcut("B", 3, 4, 2, nn.Identity)
+    ),
+    "preact-bottleneck": lambda: rl.PreActBottleneck(
+        4, 2, 1, downsample=rl.make_shortcut("B", 4, 8, 1, nn.Identity)
+    ),
     "shortcut-A": lambda: rl.ShortcutA(3, 6, 2),
 }
 
@@ -283,8 +294,9 @@ def test_gradcheck(case, train):
         return torch.func.functional_call(block, dict(zip(names, ps, strict=True)), (x,))
 
     # fast_mode compares random directional derivatives (see gradcheck docs): far cheaper
-    assert torch.autograd.gradcheck(fn, (x, *params), eps=1e-6, atol=1e-5, rtol=1e-4,
-                                    fast_mode=True)
+    assert torch.autograd.gradcheck(
+        fn, (x, *params), eps=1e-6, atol=1e-5, rtol=1e-4, fast_mode=True
+    )
 
 
 def block_in_channels(block: nn.Module) -> int:

@@ -68,7 +68,7 @@ def test_random_crop_flip_is_a_window_of_the_padded_image():
     assert out.shape == x.shape
     padded = torch.nn.functional.pad(x, (2,) * 4)
     for i in range(len(x)):
-        windows = [padded[i, :, r:r + 6, c:c + 6] for r in range(5) for c in range(5)]
+        windows = [padded[i, :, r : r + 6, c : c + 6] for r in range(5) for c in range(5)]
         candidates = windows + [w.flip(2) for w in windows]
         assert any(torch.equal(out[i], w) for w in candidates), f"image {i} is not a crop"
 
@@ -93,7 +93,9 @@ def test_image_tensors_batches_equal_single_reads():
     ds = data.ImageTensors(images, labels, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25))
     x, y = next(iter(DataLoader(ds, batch_size=4)))
     assert x.shape == (4, 3, 4, 4) and y.tolist() == [0, 1, 2, 3]
-    assert torch.allclose(x[2], ds[2][0]) and torch.allclose(ds[2][0], (images[2] / 255 - .5) / .25)
+    assert torch.allclose(x[2], ds[2][0]) and torch.allclose(
+        ds[2][0], (images[2] / 255 - 0.5) / 0.25
+    )
     with pytest.raises(ValueError, match="uint8"):
         data.ImageTensors(images.float(), labels, (0.5,), (0.5,))
 
@@ -114,8 +116,14 @@ def make_archive(per_batch: int = 20, seed: int = 0) -> tuple[bytes, Archive, di
     for k, name in enumerate([f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]):
         images = torch.randint(0, 256, (per_batch, 3072), generator=gen, dtype=torch.uint8)
         labels = [(k + i) % 10 for i in range(per_batch)]
-        files[name] = pickle.dumps({"batch_label": name, "labels": labels,
-                                    "data": images.numpy(), "filenames": [""] * per_batch})
+        files[name] = pickle.dumps(
+            {
+                "batch_label": name,
+                "labels": labels,
+                "data": images.numpy(),
+                "filenames": [""] * per_batch,
+            }
+        )
     files["batches.meta"] = pickle.dumps({"label_names": [str(i) for i in range(10)]})
     buffer = io.BytesIO()
     with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
@@ -143,7 +151,8 @@ class Server:
 
         self.requests = 0
         self.httpd = http.server.ThreadingHTTPServer(
-            ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder)))
+            ("127.0.0.1", 0), functools.partial(Handler, directory=str(folder))
+        )
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
@@ -185,8 +194,11 @@ def test_cifar10_downloads_on_first_use_then_reads_from_disk(served, tmp_path, c
     assert torch.allclose(x, (first - mean) / std, atol=1e-6) and y.item() == raw["labels"][0]
     test_x, _ = splits.test[0]
     test_raw = pickle.loads(files["test_batch"])["data"][0]
-    assert torch.allclose(test_x, (torch.as_tensor(test_raw, dtype=torch.float32)
-                                   .view(3, 32, 32) / 255 - mean) / std, atol=1e-6)
+    assert torch.allclose(
+        test_x,
+        (torch.as_tensor(test_raw, dtype=torch.float32).view(3, 32, 32) / 255 - mean) / std,
+        atol=1e-6,
+    )
     # The training set is augmented, the measuring copy is not.
     torch.manual_seed(0)
     augmented = torch.stack([splits.train[i][0] for i in range(20)])
@@ -235,8 +247,13 @@ def test_cifar10_offline_error_says_how_to_get_it(tmp_path):
     with pytest.raises(DatasetNotFoundError) as err:
         data.cifar10(tmp_path, archive=archive)
     message = str(err.value)
-    for needed in (str(tmp_path), "python -m resnet_lib.data download cifar10", archive.url,
-                   "RESNET_BOOK_PROFILE=quick", str(tmp_path / "cifar-10-python.tar.gz")):
+    for needed in (
+        str(tmp_path),
+        "python -m resnet_lib.data download cifar10",
+        archive.url,
+        "RESNET_BOOK_PROFILE=quick",
+        str(tmp_path / "cifar-10-python.tar.gz"),
+    ):
         assert needed in message, needed
     assert not list(tmp_path.glob("*.part"))
 
@@ -248,15 +265,29 @@ def test_cifar10_without_download_names_folder_and_command(tmp_path):
     assert str(tmp_path) in message and "python -m resnet_lib.data download cifar10" in message
 
 
-def test_real_archive_checksums_come_from_torchvision(monkeypatch):
-    from torchvision.datasets import CIFAR10
+# CIFAR-10 as published (https://www.cs.toronto.edu/~kriz/cifar.html): the archive's MD5 is on
+# that page; the files' MD5s are those of the archive's contents.
+CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+CIFAR10_MD5 = "c58f30108f718f92721af3b95e74349a"
+CIFAR10_FILES = {
+    "data_batch_1": "c99cafc152244af753f735de768cd75f",
+    "data_batch_2": "d4bba439e000b95fd0a9bffe97cbabec",
+    "data_batch_3": "54ebc095f3ab1f0389bbae665268c751",
+    "data_batch_4": "634d18415352ddfa80567beed471001a",
+    "data_batch_5": "482c414d41f54cd18b22e5b47cb7c3cb",
+    "test_batch": "40351d587109b95175f43aff81a1287e",
+    "batches.meta": "5ff9c542aee3614f3951f8cda6e48888",
+}
 
+
+def test_real_archive_is_cifar10_as_published(monkeypatch):
+    monkeypatch.delenv(data.URL_ENV, raising=False)
     archive = data.cifar10_archive()
-    assert archive.url == CIFAR10.url and archive.md5 == CIFAR10.tgz_md5
-    assert len(archive.files) == 7 and archive.files["test_batch"] == CIFAR10.test_list[0][1]
+    assert (archive.url, archive.md5, archive.files) == (CIFAR10_URL, CIFAR10_MD5, CIFAR10_FILES)
+    assert archive.folder == "cifar-10-batches-py" and archive.filename == CIFAR10_URL[-22:]
     monkeypatch.setenv(data.URL_ENV, "http://mirror.example/cifar-10-python.tar.gz")
-    assert data.cifar10_archive().url.startswith("http://mirror.example/")
-    assert data.cifar10_archive().md5 == CIFAR10.tgz_md5  # a mirror serves the same file
+    assert data.cifar10_archive().url == "http://mirror.example/cifar-10-python.tar.gz"
+    assert data.cifar10_archive().md5 == CIFAR10_MD5  # a mirror serves the same file
 
 
 def test_data_root_follows_environment(monkeypatch, tmp_path):

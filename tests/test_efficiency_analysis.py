@@ -18,23 +18,26 @@ ENV = "RESNET_BOOK_PROFILE"
 # ---------------------------------------------------------------- count_parameters
 
 
-@pytest.mark.parametrize("factory", [lambda: rl.cifar_resnet(20), lambda: rl.resnet18(),
-                                     lambda: nn.Linear(3, 4), lambda: nn.ReLU()])
-def test_count_parameters_is_sum_of_numel(factory):
-    model = factory()
-    assert rl.count_parameters(model) == sum(p.numel() for p in model.parameters())
-    assert rl.count_parameters(model, trainable_only=True) == rl.count_parameters(model)
+@pytest.mark.parametrize(
+    "factory,expected",
+    [
+        (lambda: rl.cifar_resnet(20), 269_722),  # He et al. (2016a), Table 6: 0.27M
+        (lambda: rl.resnet18(), 11_689_512),  # torchvision's documented count
+        (lambda: nn.Linear(3, 4), 3 * 4 + 4),
+        (lambda: nn.Conv2d(3, 8, 3, bias=False), 8 * 3 * 9),
+        (lambda: nn.BatchNorm2d(5), 2 * 5),  # running statistics are buffers, not parameters
+        (lambda: nn.ReLU(), 0),
+    ],
+)
+def test_count_parameters_against_known_counts(factory, expected):
+    assert rl.count_parameters(factory()) == expected
 
 
-def test_count_parameters_trainable_only():
-    model = rl.cifar_resnet(20)
-    frozen = 0
-    for p in [*model.conv1.parameters(), *model.layer1.parameters()]:
-        p.requires_grad_(False)
-        frozen += p.numel()
-    assert frozen > 0
-    assert rl.count_parameters(model) == 269_722
-    assert rl.count_parameters(model, trainable_only=True) == 269_722 - frozen
+def test_conv_weights_counts_convolutions_only():
+    # ResNet-20 (option A): 19 3x3 convolutions; no BN, biases or fc
+    convs = 9 * (3 * 16 + 16 * 16 * 6 + 16 * 32 + 32 * 32 * 5 + 32 * 64 + 64 * 64 * 5)
+    assert rl.conv_weights(rl.cifar_resnet(20)) == convs
+    assert rl.conv_weights(rl.cifar_resnet(20)) == 269_722 - 650 - 2 * (16 * 7 + 32 * 6 + 64 * 6)
 
 
 def test_count_parameters_counts_shared_weights_once():
@@ -56,8 +59,18 @@ def test_trace_shapes_resnet50():
     before = {k: v.clone() for k, v in model.state_dict().items()}
     rows = [as_tuple(r) for r in rl.trace_shapes(model, torch.randn(1, 3, 224, 224))]
     names = [r[0] for r in rows]
-    assert names == ["conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3", "layer4",
-                     "avgpool", "fc"]
+    assert names == [
+        "conv1",
+        "bn1",
+        "relu",
+        "maxpool",
+        "layer1",
+        "layer2",
+        "layer3",
+        "layer4",
+        "avgpool",
+        "fc",
+    ]
     shapes = {r[0]: tuple(r[2]) for r in rows}
     assert shapes["conv1"] == (1, 64, 112, 112)
     assert shapes["maxpool"] == (1, 64, 56, 56)
@@ -79,8 +92,10 @@ def test_trace_shapes_resnet50():
 
 def test_trace_shapes_depth_2():
     torch.manual_seed(0)
-    rows = [as_tuple(r) for r in rl.trace_shapes(rl.cifar_resnet(20), torch.randn(2, 3, 32, 32),
-                                                 depth=2)]
+    rows = [
+        as_tuple(r)
+        for r in rl.trace_shapes(rl.cifar_resnet(20), torch.randn(2, 3, 32, 32), depth=2)
+    ]
     shapes = {r[0]: tuple(r[2]) for r in rows}
     assert shapes["layer1.0"] == (2, 16, 32, 32)
     assert shapes["layer2.0"] == (2, 32, 16, 16)
@@ -95,8 +110,9 @@ def profile_name(s) -> str:
     return s.profile if isinstance(s.profile, str) else s.profile.name
 
 
-@pytest.mark.parametrize("value,dataset", [("quick", "digits"), ("gpu", "cifar"),
-                                           ("full", "cifar")])
+@pytest.mark.parametrize(
+    "value,dataset", [("quick", "digits"), ("gpu", "cifar"), ("full", "cifar")]
+)
 def test_setup_reads_env(monkeypatch, capsys, value, dataset):
     monkeypatch.setenv(ENV, value)
     s = rl.setup(seed=0)
@@ -164,9 +180,13 @@ def test_multiply_adds_matches_closed_forms():
     # a whole network: each conv weight once per output pixel, plus the classifier's matrix
     model = rl.cifar_resnet(20, widths=(4, 8, 8), in_channels=1).train()
     expected = []
-    hooks = [m.register_forward_hook(lambda m, i, o: expected.append(
-        m.weight.numel() * o.shape[-1] * o.shape[-2])) for m in model.modules()
-        if isinstance(m, nn.Conv2d)]
+    hooks = [
+        m.register_forward_hook(
+            lambda m, i, o: expected.append(m.weight.numel() * o.shape[-1] * o.shape[-2])
+        )
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d)
+    ]
     model.eval()(torch.zeros(1, 1, 8, 8))
     for h in hooks:
         h.remove()

@@ -20,14 +20,25 @@ PIN = re.compile(r"^([A-Za-z0-9_.-]+)==([^\s#;]+)", re.M)
 
 
 def pins(path: Path) -> dict[str, str]:
-    return {name.lower().replace("_", "-"): version.split("+")[0]
-            for name, version in PIN.findall(path.read_text())}
+    return {
+        name.lower().replace("_", "-"): version.split("+")[0]
+        for name, version in PIN.findall(path.read_text())
+    }
 
 
 def test_binder_pins_the_versions_ci_tests() -> None:
     main, binder = pins(ROOT / "requirements.txt"), pins(ROOT / "binder" / "requirements.txt")
-    for needed in ("torch", "torchvision", "numpy", "matplotlib", "scikit-learn", "ipywidgets",
-                   "jupyterlab", "jupyterlab-myst", "otter-grader"):
+    for needed in (
+        "torch",
+        "torchvision",
+        "numpy",
+        "matplotlib",
+        "scikit-learn",
+        "ipywidgets",
+        "jupyterlab",
+        "jupyterlab-myst",
+        "otter-grader",
+    ):
         assert needed in binder, f"binder/requirements.txt does not pin {needed}"
     different = {k: (v, main.get(k)) for k, v in binder.items() if main.get(k) != v}
     assert not different, f"binder/requirements.txt vs requirements.txt: {different}"
@@ -43,8 +54,12 @@ def test_installed_versions_are_the_pinned_ones() -> None:
 
 
 def test_jupyterlab_loads_the_myst_renderer() -> None:
-    listing = subprocess.run([sys.executable, "-m", "jupyter", "labextension", "list"],
-                             capture_output=True, text=True, timeout=120)
+    listing = subprocess.run(
+        [sys.executable, "-m", "jupyter", "labextension", "list"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     text = listing.stdout + listing.stderr
     line = next((ln for ln in text.splitlines() if "jupyterlab-myst" in ln), "")
     assert "enabled" in line and "OK" in line, text

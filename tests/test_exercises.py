@@ -54,7 +54,6 @@ def test_solutions_score_full_marks():
     }
     for r in results:
         assert r.status == "ok" and r.total == r.possible > 0, report[r.path.name]
-        assert r.seconds < 30, (r.path.name, r.seconds)
 
 
 def test_unfilled_exercises_score_zero_and_run_cleanly():

@@ -162,7 +162,6 @@ def no_children_left():
 def test_correct_submission_scores_full_marks(book, known, tmp_path):
     r = grade(submission(book, tmp_path), known)
     assert (r.status, scores(r), r.total, r.possible) == ("ok", {"q1": 2, "q2": 2}, 4, 4)
-    assert r.seconds < 15
 
 
 def test_unfilled_notebook_scores_zero_and_master_scores_full(book, known):
@@ -220,7 +219,6 @@ def test_wall_clock_limit_stops_the_submission(book, known, tmp_path):
     r = grade(submission(book, tmp_path, before=slow), known, limits)
     assert r.status == "timeout" and r.total == 0
     assert any("10 s limit" in p for p in r.problems)
-    assert r.seconds < 20
     assert no_children_left() == []
 
 

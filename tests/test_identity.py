@@ -32,8 +32,11 @@ def signed(n: int = 64, width: int = 8, seed: int = 0) -> torch.Tensor:
 @given(width=st.integers(1, 12), half_depth=st.integers(1, 6), n=st.integers(1, 5))
 def test_shapes(width, half_depth, n):
     x = torch.randn(n, width)
-    for model in (PlainStack(width, 2 * half_depth - 1), PlainStack(width, 2 * half_depth),
-                  ResidualStack(width, 2 * half_depth)):
+    for model in (
+        PlainStack(width, 2 * half_depth - 1),
+        PlainStack(width, 2 * half_depth),
+        ResidualStack(width, 2 * half_depth),
+    ):
         assert model(x).shape == (n, width)
     assert len(PlainStack(width, 2 * half_depth).layers) == 2 * half_depth
     assert len(ResidualStack(width, 2 * half_depth).branches) == half_depth
@@ -119,8 +122,9 @@ def test_error_at_initialisation_matches_closed_form(depth, scale):
     torch.manual_seed(0)
     x = signed(n=16, width=32)
     draws = 400
-    errors = torch.stack([((ResidualStack(32, depth, scale)(x) - x) ** 2).sum(1)
-                          for _ in range(draws)])
+    errors = torch.stack(
+        [((ResidualStack(32, depth, scale)(x) - x) ** 2).sum(1) for _ in range(draws)]
+    )
     expected = ((1 + 2 * scale**2) ** (depth // 2) - 1) * (x**2).sum(1)
     mean = errors.mean(0)
     stderr = errors.std(0) / math.sqrt(draws)

@@ -19,8 +19,13 @@ FAN_IN, FAN_OUT = C_IN * K * K, C_OUT * K * K
 
 
 def big_net() -> nn.Sequential:
-    return nn.Sequential(nn.Conv2d(C_IN, C_OUT, K, bias=False), nn.BatchNorm2d(C_OUT), nn.ReLU(),
-                         nn.Flatten(), nn.Linear(1024, 512))
+    return nn.Sequential(
+        nn.Conv2d(C_IN, C_OUT, K, bias=False),
+        nn.BatchNorm2d(C_OUT),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(1024, 512),
+    )
 
 
 def perturb(model: nn.Module) -> None:
@@ -71,32 +76,37 @@ def test_xavier_std():
     assert torch.equal(net[1].bias, torch.zeros(C_OUT))
 
 
-def test_default_equals_reset_parameters():
-    def make():
-        torch.manual_seed(123)
-        return nn.Sequential(nn.Conv2d(3, 8, 3), nn.BatchNorm2d(8), nn.ReLU(),
-                             rl.BasicBlock(8, 8), nn.Flatten(), nn.Linear(8, 4))
-
-    ours, ref = make(), make()
-    perturb(ours)
-    perturb(ref)
-    torch.manual_seed(7)
-    rl.initialize(ours, "default")
-    torch.manual_seed(7)
-    for m in ref.modules():
-        if hasattr(m, "reset_parameters"):
-            m.reset_parameters()
-    for (k, a), b in zip(ours.state_dict().items(), ref.state_dict().values(), strict=True):
-        assert torch.equal(a, b), k
-    # and it did re-initialise: PyTorch's default for conv is U(-1/sqrt(fan_in), 1/sqrt(fan_in))
-    assert ours[0].weight.abs().max() <= 1 / math.sqrt(3 * 9)
+def test_default_is_pytorchs_uniform_with_a_sixth_of_hes_variance():
+    """PyTorch's documented default for Conv2d and Linear: U(-b, b), b = 1/sqrt(fan_in), so the
+    variance is 1/(3 fan_in), a sixth of He's 2/fan_in (what the module docstring states)."""
+    torch.manual_seed(0)
+    net = big_net()
+    perturb(net)
+    with torch.no_grad():
+        net[1].running_mean.fill_(3.0)
+    rl.initialize(net, "default")
+    w, bound = net[0].weight, 1 / math.sqrt(FAN_IN)
+    assert w.abs().max() <= bound and w.abs().max() > 0.99 * bound
+    assert w.var().item() == pytest.approx(1 / (3 * FAN_IN), rel=0.02)
+    assert w.var().item() == pytest.approx((2 / FAN_IN) / 6, rel=0.02)
+    assert abs(kurtosis(w) - 1.8) < 0.05  # uniform, not normal
+    lin = net[4]
+    assert lin.weight.abs().max() <= 1 / math.sqrt(1024)
+    assert lin.bias.abs().max() <= 1 / math.sqrt(1024) and lin.bias.abs().max() > 0
+    # BatchNorm: scale 1, shift 0 and its running statistics reset
+    assert torch.equal(net[1].weight, torch.ones(C_OUT))
+    assert torch.equal(net[1].bias, torch.zeros(C_OUT))
+    assert torch.equal(net[1].running_mean, torch.zeros(C_OUT))
 
 
 @pytest.mark.parametrize("scheme", ["kaiming", "xavier", "default"])
-@pytest.mark.parametrize("factory,last", [
-    (lambda: rl.cifar_resnet(20), "bn2"),
-    (lambda: rl.ResNet(rl.Bottleneck, [1, 1, 1, 1], num_classes=10), "bn3"),
-])
+@pytest.mark.parametrize(
+    "factory,last",
+    [
+        (lambda: rl.cifar_resnet(20), "bn2"),
+        (lambda: rl.ResNet(rl.Bottleneck, [1, 1, 1, 1], num_classes=10), "bn3"),
+    ],
+)
 def test_zero_init_residual(scheme, factory, last):
     torch.manual_seed(0)
     model = factory()
@@ -118,3 +128,82 @@ def test_zero_init_residual(scheme, factory, last):
 def test_unknown_scheme_raises(scheme):
     with pytest.raises(ValueError, match="kaiming"):
         rl.initialize(nn.Linear(2, 2), scheme)
+
+
+def block_inputs_and_outputs(model: nn.Module, x: torch.Tensor):
+    """(block, its input, its output) for every residual block of ``model`` on the batch ``x``."""
+    seen = []
+    hooks = [
+        m.register_forward_hook(lambda m, i, o: seen.append((m, i[0], o)))
+        for m in model.modules()
+        if isinstance(m, BLOCKS)
+    ]
+    with torch.no_grad():
+        model.eval()(x)
+    for h in hooks:
+        h.remove()
+    return seen
+
+
+BLOCKS = (rl.BasicBlock, rl.Bottleneck, rl.PreActBasicBlock, rl.PreActBottleneck)
+NORMS = {"BatchNorm": None, "no norm": nn.Identity}
+ZERO_INIT_MODELS = {
+    "cifar_resnet(20)": lambda norm: rl.cifar_resnet(20, norm_layer=norm),
+    "cifar_resnet(20, B)": lambda norm: rl.cifar_resnet(20, shortcut="B", norm_layer=norm),
+    "bottleneck ResNet": lambda norm: rl.ResNet(
+        rl.Bottleneck, [1, 1, 1, 1], num_classes=10, norm_layer=norm
+    ),
+    "se_resnet(8)": lambda norm: rl.se_resnet(8, norm_layer=norm),
+    "preact_resnet(20)": lambda norm: rl.preact_resnet(20, norm_layer=norm),
+    "preact_resnet(29)": lambda norm: rl.preact_resnet(29, norm_layer=norm),
+}
+
+
+@pytest.mark.parametrize("norm", list(NORMS))
+@pytest.mark.parametrize("name", list(ZERO_INIT_MODELS))
+def test_zero_init_makes_every_block_its_shortcut(name, norm):
+    """After zero_init_last, F(x) = 0 in every block, with or without normalisation (regression:
+    with norm_layer=nn.Identity there is no BN scale, and the last convolution must be zeroed),
+    so each block returns its shortcut: y = x + 0 (pre-activation), y = ReLU(shortcut(x))."""
+    torch.manual_seed(0)
+    model = ZERO_INIT_MODELS[name](NORMS[norm])
+    rl.zero_init_last(model)
+    x = torch.randn(2, 3, 32, 32)
+    seen = block_inputs_and_outputs(model, x)
+    assert len(seen) >= 3
+    for block, inp, out in seen:
+        expected = block.shortcut(inp)
+        if not isinstance(block, rl.PreActBasicBlock | rl.PreActBottleneck):
+            expected = torch.relu(expected)
+        torch.testing.assert_close(out, expected, rtol=0, atol=0)
+    # and the network is not dead: the stem's features still reach the classifier
+    assert (model(x)[0] - model(x)[1]).abs().max() > 0
+
+
+@pytest.mark.parametrize("name", list(ZERO_INIT_MODELS))
+def test_zero_init_zeroes_one_layer_per_block(name):
+    """Only the end of each branch is zeroed: the last norm's scale where there is one, else the
+    last convolution; every other weight keeps its He initialisation."""
+    torch.manual_seed(0)
+    for norm in NORMS.values():
+        model = ZERO_INIT_MODELS[name](norm)
+        before = {k: v.clone() for k, v in model.state_dict().items()}
+        rl.zero_init_last(model)
+        zeroed = {k for k, v in model.state_dict().items() if not torch.equal(v, before[k])}
+        blocks = [m for m in model.modules() if isinstance(m, BLOCKS)]
+        assert len(zeroed) == len(blocks)
+        for k in zeroed:
+            assert torch.count_nonzero(model.state_dict()[k]) == 0
+            last = k.split(".")[-2]
+            kind = "conv" if "preact" in name or norm is nn.Identity else "bn"
+            third = "bottleneck" in name or "29" in name  # bottlenecks end in their 3rd layer
+            assert last == kind + ("3" if third else "2"), k
+
+
+def test_zero_init_leaves_plain_blocks_alone():
+    """A plain block with a zero branch outputs ReLU(0) = 0, not its input: nothing to zero."""
+    torch.manual_seed(0)
+    plain = rl.cifar_resnet(20, residual=False)
+    before = {k: v.clone() for k, v in plain.state_dict().items()}
+    rl.zero_init_last(plain)
+    assert all(torch.equal(v, before[k]) for k, v in plain.state_dict().items())

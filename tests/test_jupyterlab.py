@@ -45,22 +45,41 @@ def lab(tmp_path_factory):
     # Start the notebook's kernel without asking, and no news pop-up over the notebook.
     settings = folder / ".jupyter-config" / "lab" / "user-settings" / "@jupyterlab"
     for extension, plugin, values in [
-            ("notebook-extension", "tracker", {"autoStartDefaultKernel": True}),
-            ("apputils-extension", "notification", {"fetchNews": "false"})]:
+        ("notebook-extension", "tracker", {"autoStartDefaultKernel": True}),
+        ("apputils-extension", "notification", {"fetchNews": "false"}),
+    ]:
         (settings / extension).mkdir(parents=True, exist_ok=True)
         (settings / extension / f"{plugin}.jupyterlab-settings").write_text(json.dumps(values))
     port = free_port()
-    env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
-           "JUPYTER_CONFIG_DIR": str(folder / ".jupyter-config"),
-           "RESNET_BOOK_PROFILE": "quick"}
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+        "JUPYTER_CONFIG_DIR": str(folder / ".jupyter-config"),
+        "RESNET_BOOK_PROFILE": "quick",
+    }
     log = open(folder / "server.log", "w")  # noqa: SIM115 (closed below)
     server = subprocess.Popen(
-        [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1",
-         f"--port={port}", f"--ServerApp.root_dir={folder}", "--ServerApp.token=",
-         "--ServerApp.password=", "--ServerApp.disable_check_xsrf=True", "--allow-root",
-         "--LabApp.expose_app_in_browser=True", "--LabApp.news_url=None",
-         "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate"],
-        stdout=log, stderr=subprocess.STDOUT, env=env)
+        [
+            sys.executable,
+            "-m",
+            "jupyter",
+            "lab",
+            "--no-browser",
+            "--ip=127.0.0.1",
+            f"--port={port}",
+            f"--ServerApp.root_dir={folder}",
+            "--ServerApp.token=",
+            "--ServerApp.password=",
+            "--ServerApp.disable_check_xsrf=True",
+            "--allow-root",
+            "--LabApp.expose_app_in_browser=True",
+            "--LabApp.news_url=None",
+            "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        env=env,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -69,8 +88,9 @@ def lab(tmp_path_factory):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    unavailable("JupyterLab did not start:\n"
-                                + (folder / "server.log").read_text()[-2000:])
+                    unavailable(
+                        "JupyterLab did not start:\n" + (folder / "server.log").read_text()[-2000:]
+                    )
                 time.sleep(0.5)
         yield f"http://127.0.0.1:{port}", folder
     finally:
@@ -83,8 +103,9 @@ def test_chapter_in_jupyterlab_shows_its_numbers(lab, browser) -> None:
     url, folder = lab
     page = browser.new_page(viewport={"width": 1400, "height": 1000})
     page.goto(f"{url}/lab/tree/{CHAPTER}")
-    page.wait_for_function("() => window.jupyterapp && document.querySelector('.jp-Notebook')",
-                           timeout=90_000)
+    page.wait_for_function(
+        "() => window.jupyterapp && document.querySelector('.jp-Notebook')", timeout=90_000
+    )
     # The kernel may be replaced once while the notebook opens: wait for one that is connected
     # and idle, and a moment more, or the cells go to a kernel that is going away.
     page.wait_for_function(
@@ -93,7 +114,9 @@ def test_chapter_in_jupyterlab_shows_its_numbers(lab, browser) -> None:
             const k = w && w.sessionContext && w.sessionContext.session
                 && w.sessionContext.session.kernel;
             return k && k.connectionStatus === 'connected' && k.status === 'idle';
-        }""", timeout=90_000)
+        }""",
+        timeout=90_000,
+    )
     page.wait_for_timeout(3000)
     # Not awaited: the command's promise settles only when every cell has run.
     page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
@@ -109,11 +132,14 @@ def test_chapter_in_jupyterlab_shows_its_numbers(lab, browser) -> None:
     from playwright.sync_api import TimeoutError as PlaywrightTimeout
 
     try:
-        page.wait_for_function(f"() => {{ const s = ({state})(); "
-                               f"return !s.waiting.length && !s.raw.length; }}",
-                               timeout=300_000, polling=1000)
+        page.wait_for_function(
+            f"() => {{ const s = ({state})(); return !s.waiting.length && !s.raw.length; }}",
+            timeout=300_000,
+            polling=1000,
+        )
     except PlaywrightTimeout:
-        shots = ROOT / "_build" / "screenshots"
+        # $SCREENSHOTS if set (the Actions workflow keeps them), else next to the lab's files
+        shots = Path(os.environ.get("SCREENSHOTS") or folder)
         shots.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(shots / "jupyterlab.png"))
         pytest.fail(f"JupyterLab did not finish: {page.evaluate(state)} (screenshot in {shots})")
@@ -128,12 +154,14 @@ def test_chapter_in_jupyterlab_shows_its_numbers(lab, browser) -> None:
     quoted = 0
     for i, cell in enumerate(cells):
         shown.update(shown_tables(cell))
-        expressions = EVAL.findall("".join(cell["source"])) if cell["cell_type"] == "markdown" \
-            else []
+        expressions = (
+            EVAL.findall("".join(cell["source"])) if cell["cell_type"] == "markdown" else []
+        )
         if not expressions:
             continue
-        results = {e["expression"]: e["result"] for e in
-                   cell["metadata"].get("user_expressions", [])}
+        results = {
+            e["expression"]: e["result"] for e in cell["metadata"].get("user_expressions", [])
+        }
         for expression in expressions:
             quoted += 1
             result = results.get(expression)

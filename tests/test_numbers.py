@@ -58,11 +58,13 @@ def test_prose_quotes_numbers_only_as_num_names(path: Path) -> None:
         text = source(cell)
         assert "{glue" not in text, (
             f"{path.name} cell {i}: a {{glue}} role shows as raw markup in JupyterLab and on "
-            f"Colab; record the number with num.add and quote it as {{eval}}`num.<name>`")
+            f"Colab; record the number with num.add and quote it as {{eval}}`num.<name>`"
+        )
         for expression in EVAL.findall(text):
             assert NAME.fullmatch(expression), (
                 f"{path.name} cell {i}: {{eval}}`{expression}`: quote recorded numbers only, "
-                f"as num.<name>; the book cannot evaluate other expressions")
+                f"as num.<name>; the book cannot evaluate other expressions"
+            )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
@@ -72,7 +74,8 @@ def test_committed_notebooks_carry_no_run(path: Path) -> None:
     for i, cell in enumerate(cells(path)):
         assert not cell.get("outputs"), f"{path.name} cell {i} has outputs"
         assert "user_expressions" not in cell["metadata"], (
-            f"{path.name} cell {i} stores a run's {{eval}} values; strip them (nbstripout)")
+            f"{path.name} cell {i} stores a run's {{eval}} values; strip them (nbstripout)"
+        )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
@@ -81,7 +84,8 @@ def test_cells_that_show_numbers_are_hidden_in_the_book(path: Path) -> None:
         if cell["cell_type"] == "code" and "num.show()" in source(cell):
             assert "remove-cell" in cell["metadata"].get("tags", []), (
                 f"{path.name} cell {i} shows the numbers table for notebooks without MyST; the "
-                f"book quotes them in the prose, so tag the cell remove-cell")
+                f"book quotes them in the prose, so tag the cell remove-cell"
+            )
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
@@ -104,7 +108,8 @@ def test_numbers_are_recorded_and_shown_before_they_are_quoted(path: Path) -> No
             if key and key.group(1) not in shown:
                 assert any(p.endswith("*") and key.group(1).startswith(p[:-1]) for p in shown), (
                     f"{path.name} cell {i} quotes {expression} before any cell records it and "
-                    f"calls num.show()")
+                    f"calls num.show()"
+                )
 
 
 # ------------------------------------------------------------- the executed notebooks (build)
@@ -147,7 +152,8 @@ def test_colab_readers_see_every_quoted_number_above_the_prose(path: Path) -> No
             assert expression in values, f"{path.name} cell {i}: {expression} was never recorded"
             assert expression in seen, (
                 f"{path.name} cell {i} quotes {expression}, but no output above it shows it: "
-                f"call num.show() in the cell that records it")
+                f"call num.show() in the cell that records it"
+            )
             assert seen[expression] == values[expression].replace("|", "\\|"), expression
 
 
@@ -162,8 +168,9 @@ def test_built_pages_show_numbers_not_markup(path: Path) -> None:
     assert not RAW_ROLE.search(html), f"{page.name} shows a raw {{glue}} or {{eval}} role"
     assert "Numbers the text quotes" not in html, f"{page.name} shows a num.show() table"
     pasted = re.findall(r'<span class="pasted-text">([^<]*)</span>', html)
-    quoted = [e for c in cells(path) if c["cell_type"] == "markdown"
-              for e in EVAL.findall(source(c))]
+    quoted = [
+        e for c in cells(path) if c["cell_type"] == "markdown" for e in EVAL.findall(source(c))
+    ]
     assert len(pasted) >= len(quoted), (len(pasted), len(quoted))
     for expression in set(quoted):
         text = values[expression].replace("'", "’")  # Sphinx's smart quotes

@@ -6,14 +6,11 @@ from __future__ import annotations
 import pytest
 import torch
 import torch.nn.functional as F
+from conftest import n_params
 from torch import nn
 from torchvision.ops import SqueezeExcitation
 
 import resnet_lib as rl
-
-
-def n_params(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def agrees_with_paper(count: int, millions: float, decimals: int) -> bool:
@@ -27,8 +24,14 @@ def agrees_with_paper(count: int, millions: float, decimals: int) -> bool:
 # ---------------------------------------------------------------- closed forms
 
 
-def preact_count(n: int, bottleneck: bool, widths=(16, 32, 64), stem: int = 16,
-                 in_channels: int = 3, num_classes: int = 10) -> int:
+def preact_count(
+    n: int,
+    bottleneck: bool,
+    widths=(16, 32, 64),
+    stem: int = 16,
+    in_channels: int = 3,
+    num_classes: int = 10,
+) -> int:
     """He et al. (2016b) as in the authors' code: 3x3 stem conv; blocks BN-ReLU-conv (BN before
     every conv); a bare 1x1 projection (no BN) where the shape changes; final BN, fc."""
     exp = 4 if bottleneck else 1
@@ -68,8 +71,9 @@ def resnext_count(depth: int, cardinality: int, width: int, num_classes: int = 1
     return total + inp * num_classes + num_classes
 
 
-def densenet_count(depth: int, k: int, bottleneck: bool, compression: float,
-                   num_classes: int = 10) -> int:
+def densenet_count(
+    depth: int, k: int, bottleneck: bool, compression: float, num_classes: int = 10
+) -> int:
     """Huang et al. (2017), CIFAR: stem 3x3 conv to 16 (2k for BC) channels; three dense blocks;
     layer = BN-ReLU-3x3 conv to k (BC: BN-ReLU-1x1 to 4k first); transition BN + 1x1 conv."""
     n = (depth - 4) // (6 if bottleneck else 3)
@@ -103,7 +107,6 @@ def test_preact_resnet_counts(depth, bottleneck, blocks):
     torch.manual_seed(0)
     model = rl.preact_resnet(depth)
     count = n_params(model)
-    print(f"preact_resnet({depth}): {count:,} parameters")
     assert agrees_with_paper(count, 1.7, 1)
     assert count == preact_count(blocks, bottleneck)
     kind = rl.PreActBottleneck if bottleneck else rl.PreActBasicBlock
@@ -122,7 +125,6 @@ def test_preact_depth_valid_only_as_9n_plus_2_picks_bottlenecks(depth):
 def test_wide_resnet_counts(depth, k, paper):
     # Zagoruyko and Komodakis (2016), CIFAR results tables: WRN-28-10 36.5M, WRN-16-8 11.0M.
     count = n_params(rl.wide_resnet(depth, k))
-    print(f"wide_resnet({depth}, {k}): {count:,} parameters")
     assert agrees_with_paper(count, paper, 1)
     assert count == wrn_count(depth, k)
 
@@ -137,18 +139,19 @@ def test_wide_resnet_dropout_sits_in_the_block():
 @pytest.mark.parametrize("cardinality,paper", [(8, 34.4), (16, 68.1)])
 def test_cifar_resnext_counts(cardinality, paper):
     # Xie et al. (2017), Table 7: ResNeXt-29, 8x64d 34.4M and 16x64d 68.1M.
-    count = n_params(rl.cifar_resnext(29, cardinality, 64))
-    print(f"cifar_resnext(29, {cardinality}, 64): {count:,} parameters")
+    count = n_params(rl.cifar_resnext(29, cardinality=cardinality, bottleneck_width=64))
     assert agrees_with_paper(count, paper, 1)
     assert count == resnext_count(29, cardinality, 64)
 
 
-@pytest.mark.parametrize("depth,k,bottleneck,compression,paper",
-                         [(40, 12, False, 1.0, 1.0), (100, 12, True, 0.5, 0.8)])
+@pytest.mark.parametrize(
+    "depth,k,bottleneck,compression,paper", [(40, 12, False, 1.0, 1.0), (100, 12, True, 0.5, 0.8)]
+)
 def test_cifar_densenet_counts(depth, k, bottleneck, compression, paper):
     # Huang et al. (2017), Table 2: DenseNet (L=40, k=12) 1.0M; DenseNet-BC (L=100, k=12) 0.8M.
-    count = n_params(rl.cifar_densenet(depth, k, bottleneck=bottleneck, compression=compression))
-    print(f"cifar_densenet({depth}, {k}, bottleneck={bottleneck}): {count:,} parameters")
+    count = n_params(
+        rl.cifar_densenet(depth, growth_rate=k, bottleneck=bottleneck, compression=compression)
+    )
     assert agrees_with_paper(count, paper, 1)
     assert count == densenet_count(depth, k, bottleneck, compression)
 
@@ -158,7 +161,6 @@ def test_se_resnet50_count_and_modules():
     torch.manual_seed(0)
     model = rl.se_resnet50()
     count = n_params(model)
-    print(f"se_resnet50: {count:,} parameters")
     assert agrees_with_paper(count, 28.09, 2)
     outs = [256] * 3 + [512] * 4 + [1024] * 6 + [2048] * 3
     assert count == 25_557_032 + sum(se_params(c) for c in outs)
@@ -177,8 +179,13 @@ def test_se_module_semantics_match_torchvision():
     z = torch.randn(2, se.fc1.in_channels, 8, 8)
     with torch.no_grad():
         torch.testing.assert_close(se(z), ref(z), rtol=0, atol=0)
-        s = torch.sigmoid(F.conv2d(F.relu(F.conv2d(z.mean((2, 3), keepdim=True), se.fc1.weight,
-                                                   se.fc1.bias)), se.fc2.weight, se.fc2.bias))
+        s = torch.sigmoid(
+            F.conv2d(
+                F.relu(F.conv2d(z.mean((2, 3), keepdim=True), se.fc1.weight, se.fc1.bias)),
+                se.fc2.weight,
+                se.fc2.bias,
+            )
+        )
         torch.testing.assert_close(se(z), z * s, rtol=1e-6, atol=1e-6)
 
 
@@ -189,18 +196,20 @@ SMALL_MODELS = {
     "cifar_resnet(20)": lambda k: rl.cifar_resnet(20, num_classes=k),
     "cifar_resnet(20, plain)": lambda k: rl.cifar_resnet(20, num_classes=k, residual=False),
     "preact_resnet(20)": lambda k: rl.preact_resnet(20, num_classes=k),
-    "preact_resnet(20, bottleneck)": lambda k: rl.preact_resnet(20, num_classes=k,
-                                                                bottleneck=True),
+    "preact_resnet(20, bottleneck)": lambda k: rl.preact_resnet(20, num_classes=k, bottleneck=True),
     "wide_resnet(10, 2)": lambda k: rl.wide_resnet(10, 2, num_classes=k, dropout=0.1),
-    "cifar_resnext(11, 2, 4)": lambda k: rl.cifar_resnext(11, 2, 4, num_classes=k),
+    "cifar_resnext(11, 2x4d)": lambda k: rl.cifar_resnext(
+        11, cardinality=2, bottleneck_width=4, num_classes=k
+    ),
     "se_resnet(20)": lambda k: rl.se_resnet(20, num_classes=k),
-    "cifar_densenet(10, 4)": lambda k: rl.cifar_densenet(10, 4, num_classes=k),
-    "cifar_densenet(16, 4, BC)": lambda k: rl.cifar_densenet(16, 4, bottleneck=True,
-                                                             compression=0.5, num_classes=k),
-    "vgg(11, x0.25)": lambda k: rl.vgg(11, num_classes=k, width_scale=0.25),
-    "vgg(16)": lambda k: rl.vgg(16, num_classes=k),
-    "vgg(16, no BN)": lambda k: rl.vgg(16, num_classes=k, batch_norm=False),
-    "highway": lambda k: rl.HighwayNetwork(3 * 32 * 32, 32, 4, k),
+    "cifar_densenet(10, k=4)": lambda k: rl.cifar_densenet(10, growth_rate=4, num_classes=k),
+    "cifar_densenet(16, k=4, BC)": lambda k: rl.cifar_densenet(
+        16, growth_rate=4, bottleneck=True, compression=0.5, num_classes=k
+    ),
+    "VGG(11, x0.25)": lambda k: rl.VGG(11, num_classes=k, width_scale=0.25),
+    "VGG(16)": lambda k: rl.VGG(16, num_classes=k),
+    "VGG(16, no BN)": lambda k: rl.VGG(16, num_classes=k, batch_norm=False),
+    "highway": lambda k: rl.HighwayNetwork(4, in_features=3 * 32 * 32, width=32, num_classes=k),
     "resnet18": lambda k: rl.resnet18(num_classes=k),
     "se_resnet50": lambda k: rl.se_resnet50(num_classes=k),
 }
@@ -222,7 +231,7 @@ def test_forward_and_backward(name):
 
 def test_vgg16_layers_and_shape():
     torch.manual_seed(0)
-    model = rl.vgg(16)
+    model = rl.VGG(16)
     convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
     linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
     # 13 conv layers with 64, 128, 256, 512, 512 filters (Simonyan and Zisserman, config D)
@@ -231,21 +240,80 @@ def test_vgg16_layers_and_shape():
     assert not any(isinstance(m, rl.BasicBlock | rl.Bottleneck) for m in model.modules())
     with torch.no_grad():
         assert model.eval()(torch.randn(2, 3, 32, 32)).shape == (2, 10)
-        m1 = rl.vgg(16, in_channels=1).eval()
+        m1 = rl.VGG(16, in_channels=1).eval()
         assert m1(torch.randn(2, 1, 16, 16)).shape == (2, 10)
 
 
 def test_highway_network_starts_near_carry():
     torch.manual_seed(0)
-    net = rl.HighwayNetwork(64, 16, 10, 5, gate_bias=-3.0)
+    net = rl.HighwayNetwork(10, in_features=64, width=16, num_classes=5, gate_bias=-3.0)
     layers = [m for m in net.modules() if isinstance(m, rl.HighwayLayer)]
-    assert len(layers) == 10
+    assert len(layers) == 10 and all(torch.all(m.gate.bias == -3.0) for m in layers)
+    # 64 -> 16, ten highway layers of two 16x16 linear maps, 16 -> 5
+    assert n_params(net) == (64 * 16 + 16) + 10 * 2 * (16 * 16 + 16) + (16 * 5 + 5)
     assert net(torch.randn(4, 1, 8, 8)).shape == (4, 5)
 
 
-@pytest.mark.parametrize("factory", [
-    lambda: rl.preact_resnet(21), lambda: rl.wide_resnet(27, 10), lambda: rl.cifar_resnext(30),
-    lambda: rl.vgg(17)])
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda: rl.preact_resnet(21),
+        lambda: rl.wide_resnet(27, 10),
+        lambda: rl.cifar_resnext(30),
+        lambda: rl.VGG(17),
+        lambda: rl.cifar_densenet(41),
+    ],
+)
 def test_invalid_depths_raise(factory):
     with pytest.raises(ValueError):
         factory()
+
+
+@pytest.mark.parametrize(
+    "factory",
+    [
+        lambda: rl.cifar_resnet(20, 10),
+        lambda: rl.preact_resnet(20, 10),
+        lambda: rl.cifar_resnext(29, 8),
+        lambda: rl.cifar_densenet(40, 12),
+        lambda: rl.VGG(16, 10),
+        lambda: rl.ResNet(rl.BasicBlock, [1, 1, 1, 1], 10),
+        lambda: rl.CifarResNet(rl.BasicBlock, 3, 10),
+        lambda: rl.wide_resnet(16, 2, 10),
+    ],
+)
+def test_options_are_keyword_only(factory):
+    """An option passed by position (here num_classes or cardinality) is refused: a reader sees
+    every option's name at the call site."""
+    with pytest.raises(TypeError, match="positional"):
+        factory()
+
+
+@pytest.mark.parametrize("option", ["A", "B", "C"])
+def test_preact_resnet_shortcut_options(option):
+    """Options A/B/C as in the post-activation CIFAR ResNet (make_shortcut), except that a
+    projection is a bare 1x1 convolution (He et al. 2016b's code): so the parameter difference
+    between two options is the projections' convolutions alone."""
+    torch.manual_seed(0)
+    pre = rl.preact_resnet(20, shortcut=option)
+    post = rl.cifar_resnet(20, shortcut=option)
+    kinds = [type(b.downsample) for b in (*pre.layer1, *pre.layer2, *pre.layer3)]
+    assert kinds == [type(b.downsample) for b in (*post.layer1, *post.layer2, *post.layer3)]
+    projections = [m for m in pre.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)]
+    assert not any(
+        isinstance(m, nn.BatchNorm2d)
+        for b in (*pre.layer2, *pre.layer3)
+        if b.downsample is not None
+        for m in b.downsample.modules()
+    )
+    assert n_params(pre) - n_params(rl.preact_resnet(20, shortcut="A")) == sum(
+        m.weight.numel() for m in projections
+    )
+    assert len(projections) == {"A": 0, "B": 2, "C": 9}[option]
+
+
+def test_preact_resnet_without_norm():
+    model = rl.preact_resnet(20, norm_layer=nn.Identity)
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    convs = sum(m.weight.numel() for m in model.modules() if isinstance(m, nn.Conv2d))
+    assert n_params(model) == convs + 64 * 10 + 10

@@ -12,9 +12,11 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import resnet_lib as rl
-from resnet_lib.analysis import blocks_of
+from resnet_lib.analysis import blocks_of, per_example_norm
 from resnet_lib.paths import (
     block_output_rms,
+    gradient_by_path_length,
+    path_gradient,
     path_length_counts,
     path_length_distribution,
     path_sums,
@@ -32,8 +34,9 @@ def test_path_lengths_match_enumeration(num_blocks):
     assert len(paths) == 2**num_blocks
     by_length = [sum(1 for p in paths if sum(p) == k) for k in range(num_blocks + 1)]
     assert path_length_counts(num_blocks) == by_length
-    assert np.allclose(path_length_distribution(num_blocks),
-                       np.array(by_length) / len(paths), rtol=1e-15, atol=0)
+    assert np.allclose(
+        path_length_distribution(num_blocks), np.array(by_length) / len(paths), rtol=1e-15, atol=0
+    )
 
 
 @given(st.integers(min_value=0, max_value=2000))
@@ -57,8 +60,10 @@ def test_resnet110_has_54_blocks_and_2_to_the_54_paths():
 
 def random_jacobians(num_blocks, size=5, seed=0):
     g = torch.Generator().manual_seed(seed)
-    return [torch.randn(size, size, generator=g, dtype=torch.float64) / size**0.5
-            for _ in range(num_blocks)]
+    return [
+        torch.randn(size, size, generator=g, dtype=torch.float64) / size**0.5
+        for _ in range(num_blocks)
+    ]
 
 
 @pytest.mark.parametrize("num_blocks", [1, 2, 3, 6, 8])
@@ -140,3 +145,77 @@ def test_block_output_rms_matches_a_hand_run_forward_pass(residual):
     model.train()
     block_output_rms(model, x)
     assert model.training
+
+
+def _residual_stack(channels=4, blocks=3, seed=0):
+    torch.manual_seed(seed)
+    return torch.nn.Sequential(
+        *[rl.BasicBlock(channels, channels) for _ in range(blocks)],
+        torch.nn.AdaptiveAvgPool2d(1),
+        torch.nn.Flatten(),
+        torch.nn.Linear(channels, 3),
+    )
+
+
+def _first_block_input_gradient(model, x, y):
+    """The reference: the full gradient at the first block's input, by autograd."""
+    inputs = []
+    handle = blocks_of(model)[0][1].register_forward_pre_hook(lambda m, a: inputs.append(a[0]))
+    loss = torch.nn.functional.cross_entropy(model(x), y)
+    handle.remove()
+    return torch.autograd.grad(loss, inputs[0])[0] * len(x)
+
+
+@pytest.mark.parametrize("train", [True, False])
+def test_the_gradients_of_all_paths_add_up_to_the_full_gradient(train):
+    torch.manual_seed(0)  # a CIFAR ResNet: option A shortcuts where the shape changes
+    model = rl.cifar_resnet(14, widths=(3, 4, 6), in_channels=1).double().train(train)
+    x, y = torch.randn(5, 1, 8, 8, dtype=torch.float64), torch.randint(0, 10, (5,))
+    paths = enumerate_paths(len(blocks_of(model)))  # 2^6 = 64
+    total = sum(path_gradient(model, x, y, path) for path in paths)
+    full = _first_block_input_gradient(model, x, y)
+    assert torch.allclose(total, full, rtol=1e-9, atol=1e-12)
+    assert not torch.allclose(path_gradient(model, x, y, paths[0]), full, atol=1e-3)
+    assert isinstance(model.layer2[0], rl.BasicBlock)  # the blocks are put back
+
+
+def test_the_shortcut_path_is_the_product_of_the_relu_masks():
+    """Skipping every branch, the gradient at x_L reaches x_0 through the identities, masked
+    by each block's final ReLU: g_0 = g_L * 1[x_L > 0] * ... * 1[x_1 > 0]."""
+    model = _residual_stack().double().eval()
+    x, y = torch.randn(4, 4, 6, 6, dtype=torch.float64), torch.randint(0, 3, (4,))
+    with torch.no_grad():
+        outputs = [x]
+        for block in model[:3]:
+            outputs.append(block(outputs[-1]))
+    last = outputs[-1].clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(torch.nn.functional.cross_entropy(model[3:](last), y), last)
+    expected = g * len(x)
+    for out in outputs[:0:-1]:
+        expected = expected * (out > 0)
+    assert torch.allclose(path_gradient(model, x, y, [False] * 3), expected, atol=1e-12)
+
+
+def test_gradient_by_path_length_averages_paths_of_each_length():
+    model = _residual_stack(blocks=4).eval()
+    x, y = torch.randn(4, 4, 6, 6), torch.randint(0, 3, (4,))
+    by_length = gradient_by_path_length(model, x, y, samples=6)  # C(4, k) <= 6: every path
+    assert by_length.shape == (5,)
+    for k in range(5):
+        norms = [
+            per_example_norm(path_gradient(model, x, y, p))
+            for p in enumerate_paths(4)
+            if sum(p) == k
+        ]
+        assert by_length[k] == pytest.approx(np.mean(norms), rel=1e-6)
+    few = gradient_by_path_length(model, x, y, samples=2, seed=1)  # sampled for k = 1, 2, 3
+    assert few[0] == pytest.approx(by_length[0]) and few[4] == pytest.approx(by_length[4])
+
+
+def test_paths_need_residual_blocks():
+    plain = rl.cifar_resnet(8, residual=False, widths=(2, 2, 2), in_channels=1)
+    x, y = torch.randn(2, 1, 8, 8), torch.tensor([0, 1])
+    with pytest.raises(ValueError):
+        path_gradient(plain, x, y, [True] * 3)
+    with pytest.raises(ValueError):
+        path_gradient(rl.cifar_resnet(8, widths=(2, 2, 2), in_channels=1), x, y, [True])

@@ -21,9 +21,11 @@ ENV = profiles.ENV_VAR
 
 def test_gpu_profile_is_the_papers_networks_on_cifar10_with_a_short_schedule():
     gpu, full = rl.PROFILES["gpu"], rl.PROFILES["full"]
-    assert (gpu.dataset, gpu.widths, gpu.image_size, gpu.in_channels) == \
-        (full.dataset, full.widths, full.image_size, full.in_channels) == \
-        ("cifar10", (16, 32, 64), 32, 3)
+    assert (
+        (gpu.dataset, gpu.widths, gpu.image_size, gpu.in_channels)
+        == (full.dataset, full.widths, full.image_size, full.in_channels)
+        == ("cifar10", (16, 32, 64), 32, 3)
+    )
     assert (gpu.lr, gpu.batch_size) == (full.lr, full.batch_size) == (0.1, 128)
     steps_per_epoch = math.ceil(50_000 / gpu.batch_size)
     assert gpu.epochs * steps_per_epoch < full.max_steps / 10  # far shorter than the paper's
@@ -37,11 +39,17 @@ def test_full_profile_is_the_papers_recipe():
     assert (c.schedule, c.milestones, c.max_steps) == ("step", (32_000, 48_000), 64_000)
 
 
-@pytest.mark.parametrize("cuda,env,expected", [
-    (False, None, "quick"), (True, None, "gpu"),    # the defaults
-    (True, "quick", "quick"), (False, "gpu", "gpu"),  # the variable wins
-    (True, "full", "full"), (False, "full", "full"),  # full only when named
-])
+@pytest.mark.parametrize(
+    "cuda,env,expected",
+    [
+        (False, None, "quick"),
+        (True, None, "gpu"),  # the defaults
+        (True, "quick", "quick"),
+        (False, "gpu", "gpu"),  # the variable wins
+        (True, "full", "full"),
+        (False, "full", "full"),  # full only when named
+    ],
+)
 def test_profile_choice(monkeypatch, cuda, env, expected):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: cuda)
     if env is None:

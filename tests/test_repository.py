@@ -26,8 +26,11 @@ OURS = CONFIG.owner_repo
 EXTERNAL = {"kynan/nbstripout", "astral-sh/ruff-pre-commit"}
 # The made-up repository tests/test_bootstrap.py configures to show that every address follows
 # _config.yml; allowed only in that file and this one.
-EXAMPLE = ({"tests/test_bootstrap.py", "tests/test_repository.py"},
-           "Some-Org/some.book", "https://some-org.github.io/some.book/")
+EXAMPLE = (
+    {"tests/test_bootstrap.py", "tests/test_repository.py"},
+    "Some-Org/some.book",
+    "https://some-org.github.io/some.book/",
+)
 REPO = r"([A-Za-z0-9_.-]+/[A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*?)(?:\.git)?(?=[/@?#\s\"'`)\]]|$)"
 FORMS = {
     "GitHub": re.compile(r"github\.com/" + REPO),
@@ -39,8 +42,9 @@ PAGES = re.compile(r"https?://([a-z0-9-]+)\.github\.io/([A-Za-z0-9_.-]+)")
 
 def tracked_files() -> list[Path]:
     try:
-        names = subprocess.run(["git", "ls-files"], cwd=ROOT, capture_output=True, text=True,
-                               check=True).stdout.splitlines()
+        names = subprocess.run(
+            ["git", "ls-files"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError):
         pytest.skip("not a git checkout")
     files = []
@@ -62,8 +66,11 @@ def test_every_copy_of_the_repository_url_agrees_with_config() -> None:
         for form, pattern in FORMS.items():
             for m in pattern.finditer(text):
                 found += 1
-                if m.group(1) != OURS and m.group(1) not in EXTERNAL and not (
-                        example and m.group(1) == EXAMPLE[1]):
+                if (
+                    m.group(1) != OURS
+                    and m.group(1) not in EXTERNAL
+                    and not (example and m.group(1) == EXAMPLE[1])
+                ):
                     wrong.append(f"{path.relative_to(ROOT)}: {form} address of {m.group(1)}")
         for m in PAGES.finditer(text):
             found += 1
@@ -71,8 +78,10 @@ def test_every_copy_of_the_repository_url_agrees_with_config() -> None:
             if site != CONFIG.published_url and not (example and site == EXAMPLE[2]):
                 wrong.append(f"{path.relative_to(ROOT)}: published-book address {m.group(0)}")
     assert found > 20, "the scan found almost no addresses: is the pattern still right?"
-    assert not wrong, (f"these disagree with _config.yml's repository ({CONFIG.repository_url}) "
-                       f"or its published book ({CONFIG.published_url}):\n" + "\n".join(wrong))
+    assert not wrong, (
+        f"these disagree with _config.yml's repository ({CONFIG.repository_url}) "
+        f"or its published book ({CONFIG.published_url}):\n" + "\n".join(wrong)
+    )
 
 
 def test_published_book_is_the_repositorys_pages_site() -> None:
@@ -97,7 +106,8 @@ def test_notebooks_first_cells_are_generated_from_config() -> None:
 
 
 STANDALONE = sorted(ROOT.glob("exercises/*.ipynb")) + sorted(
-    ROOT.glob("exercises/research/*.ipynb"))
+    ROOT.glob("exercises/research/*.ipynb")
+)
 LINK = re.compile(r"\]\(([^)\s]+)\)")
 
 
@@ -113,7 +123,8 @@ def test_notebooks_opened_alone_link_to_places_that_exist(path: Path) -> None:
         for target in LINK.findall("".join(cell["source"])):
             assert re.match(r"[a-z][a-z0-9+.-]*:", target) or target.startswith("#"), (
                 f"{path.name} cell {i}: relative link {target} leads nowhere when the notebook "
-                f"is opened alone; link to the published book ({CONFIG.published_url}...)")
+                f"is opened alone; link to the published book ({CONFIG.published_url}...)"
+            )
             if target.startswith(CONFIG.published_url):
-                page = re.sub(r"\.html(#.*)?$", "", target[len(CONFIG.published_url):])
+                page = re.sub(r"\.html(#.*)?$", "", target[len(CONFIG.published_url) :])
                 assert page in CONFIG.pages, f"{path.name} cell {i}: the book has no page {page}"

@@ -1,5 +1,6 @@
 """The training loop: schedules, convergence on a tiny problem, reproducibility, the CLI."""
 
+import functools
 import json
 import math
 
@@ -68,8 +69,9 @@ def test_seeding_reproduces_the_same_numbers():
 
 def test_max_steps_stops_early():
     model = cifar_resnet(8, num_classes=2, widths=(4, 4, 4), in_channels=1)
-    config = train.TrainConfig(epochs=5, batch_size=32, max_steps=10, schedule="step",
-                               milestones=(5,), warmup_steps=0)
+    config = train.TrainConfig(
+        epochs=5, batch_size=32, max_steps=10, schedule="step", milestones=(5,), warmup_steps=0
+    )
     h = train.fit(model, _toy(), None, config, "cpu", progress=False)
     assert h.steps == 10 and h.epoch == [1, 2] and h.test_acc == []
     assert h.lr[-1] == pytest.approx(0.01)
@@ -77,8 +79,9 @@ def test_max_steps_stops_early():
 
 def test_divergence_raises_a_clear_error():
     model = cifar_resnet(8, num_classes=2, widths=(4, 4, 4), in_channels=1)
-    config = train.TrainConfig(epochs=1, batch_size=32, lr=1e12, warmup_steps=0,
-                               schedule="constant")
+    config = train.TrainConfig(
+        epochs=1, batch_size=32, lr=1e12, warmup_steps=0, schedule="constant"
+    )
     with pytest.raises(FloatingPointError, match="learning rate"):
         train.fit(model, _toy(), None, config, "cpu", progress=False)
 
@@ -97,8 +100,24 @@ def test_build_model_names():
 
 def test_command_line(tmp_path, capsys):
     out = tmp_path / "h.json"
-    train.main(["--model", "resnet8", "--data", "digits", "--epochs", "1", "--widths", "4", "4",
-                "4", "--device", "cpu", "--out", str(out)])
+    train.main(
+        [
+            "--model",
+            "resnet8",
+            "--data",
+            "digits",
+            "--epochs",
+            "1",
+            "--widths",
+            "4",
+            "4",
+            "4",
+            "--device",
+            "cpu",
+            "--out",
+            str(out),
+        ]
+    )
     printed = capsys.readouterr().out
     assert "profile:" in printed and "digits" in printed
     saved = json.loads(out.read_text())
@@ -129,20 +148,129 @@ def test_compare_records_diverged_runs_when_asked(capsys):
         "tame": lambda: cifar_resnet(8, num_classes=2, widths=(4, 4, 4), in_channels=1),
         "wild": lambda: cifar_resnet(8, num_classes=2, widths=(4, 4, 4), in_channels=1),
     }
-    config = train.TrainConfig(epochs=1, batch_size=32, lr=0.05, warmup_steps=0,
-                               schedule="constant")
+    config = train.TrainConfig(
+        epochs=1, batch_size=32, lr=0.05, warmup_steps=0, schedule="constant"
+    )
     wild = {"wild": builders["wild"]}
     with pytest.raises(FloatingPointError):
-        train.compare(wild, data, train.TrainConfig(epochs=1, batch_size=32, lr=1e12,
-                                                     warmup_steps=0, schedule="constant"),
-                      device="cpu", progress=False)
-    runs = train.compare(builders, data, config, seeds=(0,), device="cpu", progress=False,
-                         diverged="record")
+        train.compare(
+            wild,
+            data,
+            train.TrainConfig(
+                epochs=1, batch_size=32, lr=1e12, warmup_steps=0, schedule="constant"
+            ),
+            device="cpu",
+            progress=False,
+        )
+    runs = train.compare(
+        builders, data, config, seeds=(0,), device="cpu", progress=False, diverged="record"
+    )
     assert all(isinstance(h, train.History) for h in runs["tame"] + runs["wild"])
-    runs = train.compare(wild, data, train.TrainConfig(epochs=1, batch_size=32, lr=1e12,
-                                                        warmup_steps=0, schedule="constant"),
-                         seeds=(0, 1), device="cpu", progress=False, diverged="record")
-    assert runs == {"wild": [None, None]}
+    runs = train.compare(
+        wild,
+        data,
+        train.TrainConfig(epochs=1, batch_size=32, lr=1e12, warmup_steps=0, schedule="constant"),
+        seeds=(0, 1),
+        device="cpu",
+        progress=False,
+        diverged="record",
+    )
+    assert [(h.diverged, h.epoch, h.train_loss) for h in runs["wild"]] == [(True, [], [])] * 2
     assert capsys.readouterr().out.count("diverged") == 2
     with pytest.raises(ValueError, match="'raise' or 'record'"):
         train.compare(wild, data, config, device="cpu", diverged="ignore")
+
+
+def _toy_splits():
+    from resnet_lib.data import DataSplits
+
+    return DataSplits("toy", _toy(n=128), _toy(1, n=64), num_classes=2, in_channels=1, image_size=8)
+
+
+def test_diverged_run_keeps_its_history_up_to_the_divergence():
+    # lr 1.0 without warm-up trains a few steps, then the loss overflows: the epochs completed
+    # before that are kept, the epoch in which it happened is not.
+    data = _toy_splits()
+    build = functools.partial(cifar_resnet, 8, num_classes=2, widths=(4, 4, 4), in_channels=1)
+    config = train.TrainConfig(
+        epochs=50, batch_size=32, lr=1e5, warmup_steps=200, schedule="constant"
+    )  # the rate grows 500x per epoch
+    runs = train.compare(
+        {"net": build}, data, config, device="cpu", progress=False, diverged="record"
+    )
+    (h,) = runs["net"]
+    assert h.diverged and 0 < len(h.epoch) < 50
+    assert h.epoch == list(range(1, len(h.epoch) + 1)) and len(h.train_loss) == len(h.epoch)
+    assert h.steps > 4 * len(h.epoch)  # it diverged during the epoch after the last recorded
+
+
+def _tiny_builders():
+    return {
+        depth_name: functools.partial(
+            cifar_resnet, depth, num_classes=2, widths=(4, 4, 4), in_channels=1, residual=residual
+        )
+        for depth_name, depth, residual in [("plain-8", 8, False), ("ResNet-14", 14, True)]
+    }
+
+
+@pytest.fixture
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)  # what each of two workers on two CPUs gets
+    yield
+    torch.set_num_threads(before)
+
+
+def test_worker_processes_give_the_same_histories_as_one_process(monkeypatch, one_thread):
+    monkeypatch.setattr(train, "usable_cpus", lambda: 2)
+    data, builders = _toy_splits(), _tiny_builders()
+    config = train.TrainConfig(epochs=2, batch_size=32, lr=0.05, warmup_steps=2)
+    here = train.compare(builders, data, config, seeds=(3, 4), device="cpu", progress=False)
+    there = train.compare(
+        builders, data, config, seeds=(3, 4), device="cpu", progress=False, processes=2
+    )
+    assert list(there) == list(here) == ["plain-8", "ResNet-14"]
+    for name in here:
+        for a, b in zip(here[name], there[name], strict=True):
+            assert len(a.train_loss) == 2 and a.steps == 8
+            assert {**a.to_dict(), "seconds": []} == {**b.to_dict(), "seconds": []}
+    # the seeds made a difference, so equality above is not a constant
+    assert here["ResNet-14"][0].train_loss != here["ResNet-14"][1].train_loss
+
+
+def test_one_usable_cpu_trains_in_this_process(monkeypatch):
+    def no_pool(*args, **kwargs):
+        raise AssertionError("no worker process should start")
+
+    monkeypatch.setattr(train, "usable_cpus", lambda: 1)
+    monkeypatch.setattr(train, "ProcessPoolExecutor", no_pool)
+    config = train.TrainConfig(epochs=1, batch_size=64, warmup_steps=1)
+    runs = train.compare(
+        _tiny_builders(),
+        _toy_splits(),
+        config,
+        seeds=(0,),
+        device="cpu",
+        progress=False,
+        processes=None,
+    )
+    assert [len(h) for h in runs.values()] == [1, 1]
+
+
+def test_process_count():
+    builders, cpu = _tiny_builders(), torch.device("cpu")
+    assert train._process_count(4, cpu, builders, runs=3) == 3  # no idle workers
+    assert train._process_count(None, torch.device("cuda"), builders, runs=8) == 1
+    with pytest.raises(ValueError, match="one process"):
+        train._process_count(2, torch.device("cuda"), builders, runs=8)
+    lambdas = {"net": lambda: cifar_resnet(8, num_classes=2)}
+    with pytest.raises(TypeError, match="functools.partial"):
+        train._process_count(2, cpu, lambdas, runs=8)
+
+
+def test_auto_processes_fall_back_for_lambdas(monkeypatch, capsys):
+    monkeypatch.setattr(train, "usable_cpus", lambda: 2)
+    lambdas = {"net": lambda: cifar_resnet(8, num_classes=2)}
+    assert train._process_count(None, torch.device("cpu"), lambdas, runs=8) == 1
+    assert "functools.partial" in capsys.readouterr().out
+    assert train._process_count(None, torch.device("cpu"), _tiny_builders(), runs=8) == 2

@@ -31,9 +31,14 @@ class RecordedNumberRole(PasteTextRole):
 
     def run(self) -> tuple[list[nodes.Node], list[nodes.system_message]]:
         if not NAME.fullmatch(self.text):
-            return [], [glue_warning(
-                f"{{eval}}`{self.text}`: the book can only paste numbers recorded with "
-                f"Numbers.add, written as num.<name>", self.document, self.line)]
+            return [], [
+                glue_warning(
+                    f"{{eval}}`{self.text}`: the book can only paste numbers recorded with "
+                    f"Numbers.add, written as num.<name>",
+                    self.document,
+                    self.line,
+                )
+            ]
         return super().run()
 
 

@@ -47,9 +47,11 @@ def source_files(root: Path) -> list[Path]:
     chapter), but with ``grading/__init__.py``: ``import resnet_lib`` imports it. And what the
     environment is installed from."""
     lib = root / "resnet_lib"
-    modules = [path for path in lib.rglob("*.py")
-               if path.relative_to(lib).parts[0] != "grading"
-               or path == lib / "grading" / "__init__.py"]
+    modules = [
+        path
+        for path in lib.rglob("*.py")
+        if path.relative_to(lib).parts[0] != "grading" or path == lib / "grading" / "__init__.py"
+    ]
     return sorted(modules) + [root / "requirements.txt", root / "pyproject.toml"]
 
 
@@ -78,13 +80,18 @@ def runtime() -> dict[str, str]:
 
     try:
         from resnet_lib.profiles import get_profile, pick_device  # imports torch: seconds
+
         requires = metadata.requires("resnet_lib") or []
     except (ImportError, metadata.PackageNotFoundError) as err:
-        sys.exit(f"error: {err}. Run this with the book's interpreter, where resnet_lib and its "
-                 "requirements are installed: .venv/bin/python tools/cache_key.py")
+        sys.exit(
+            f"error: {err}. Run this with the book's interpreter, where resnet_lib and its "
+            "requirements are installed: .venv/bin/python tools/cache_key.py"
+        )
     names = [re.match(r"[A-Za-z0-9._-]+", req).group() for req in requires if "extra ==" not in req]
-    facts = {"python": ".".join(map(str, sys.version_info[:2])),
-             "profile": f"{get_profile().name} on {pick_device()}"}
+    facts = {
+        "python": ".".join(map(str, sys.version_info[:2])),
+        "profile": f"{get_profile().name} on {pick_device()}",
+    }
     for name in [*names, *KERNEL_PACKAGES]:
         try:
             facts[f"package {name}"] = metadata.version(name)
@@ -96,9 +103,12 @@ def runtime() -> dict[str, str]:
 def inputs(root: Path, facts: dict[str, str]) -> dict[str, str]:
     """Everything the key covers, by name: each file of :func:`source_files` with the SHA-256
     of its bytes, the execute settings of ``_config.yml`` and the facts of :func:`runtime`."""
-    found = {path.relative_to(root).as_posix():
-             hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "missing"
-             for path in source_files(root)}
+    found = {
+        path.relative_to(root).as_posix(): hashlib.sha256(path.read_bytes()).hexdigest()
+        if path.is_file()
+        else "missing"
+        for path in source_files(root)
+    }
     config = root / "_config.yml"
     found["_config.yml execute"] = execute_settings(config.read_text() if config.is_file() else "")
     return {**found, **facts}
@@ -154,12 +164,24 @@ def sync(cache: Path, found: dict[str, str], also_drop: Sequence[Path] = ()) -> 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("cache", nargs="?", type=Path, default=CACHE,
-                        help=f"the execution cache folder (default: {CACHE.relative_to(ROOT)})")
-    parser.add_argument("--also-drop", type=Path, action="append", default=[], metavar="FOLDER",
-                        help="a folder built from the cached outputs, dropped with the cache")
-    parser.add_argument("--show", action="store_true",
-                        help="print the inputs and the key; keep or drop nothing")
+    parser.add_argument(
+        "cache",
+        nargs="?",
+        type=Path,
+        default=CACHE,
+        help=f"the execution cache folder (default: {CACHE.relative_to(ROOT)})",
+    )
+    parser.add_argument(
+        "--also-drop",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FOLDER",
+        help="a folder built from the cached outputs, dropped with the cache",
+    )
+    parser.add_argument(
+        "--show", action="store_true", help="print the inputs and the key; keep or drop nothing"
+    )
     args = parser.parse_args(argv)
     found = inputs(ROOT, runtime())
     if args.show:

@@ -31,8 +31,9 @@ def notebooks(root: Path = ROOT) -> list[Path]:
 def with_first_cell(nb: nbformat.NotebookNode, cell: dict) -> nbformat.NotebookNode:
     """``nb`` with ``cell`` as its bootstrap cell (before the first code cell if it had none)."""
     cells = nb.cells
-    index = next((i for i, c in enumerate(cells) if "bootstrap" in c.metadata.get("tags", [])),
-                 None)
+    index = next(
+        (i for i, c in enumerate(cells) if "bootstrap" in c.metadata.get("tags", [])), None
+    )
     cell = nbformat.from_dict(dict(cell, id="bootstrap"))
     if index is None:
         index = next(i for i, c in enumerate(cells) if c.cell_type == "code")
@@ -61,8 +62,9 @@ def sync(root: Path = ROOT, check: bool = False) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--check", action="store_true", help="only report, change nothing")
     args = parser.parse_args(argv)
     stale = sync(check=args.check)

@@ -40,12 +40,17 @@ class NotebookLinks(SphinxRole):
         path = self.text.strip()
         if not (Path(self.env.srcdir) / path).is_file():
             message = self.inliner.reporter.error(
-                f"{{notebook-links}}`{path}`: no such notebook in the repository", line=self.lineno)
+                f"{{notebook-links}}`{path}`: no such notebook in the repository", line=self.lineno
+            )
             return [], [message]
         config = _config(self)
-        links = [_link("open on GitHub", config.github(path)), nodes.Text(" · "),
-                 _link("open in Colab", config.colab(path)), nodes.Text(" · "),
-                 _link("open in Binder", config.binder(path))]
+        links = [
+            _link("open on GitHub", config.github(path)),
+            nodes.Text(" · "),
+            _link("open in Colab", config.colab(path)),
+            nodes.Text(" · "),
+            _link("open in Binder", config.binder(path)),
+        ]
         return links, []
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 
-SITECUSTOMIZE = '''
+SITECUSTOMIZE = """
 import os
 from resnet_lib import data, train
 
@@ -43,7 +43,7 @@ if _max:
         steps = min(config.max_steps or int(_max), int(_max))
         return _fit(model, train_set, test_set, replace(config, max_steps=steps), *args, **kwargs)
     train.fit = _capped
-'''
+"""
 
 
 def stand_in_archive(folder: Path) -> tuple[Path, str, dict[str, str]]:
@@ -61,9 +61,10 @@ def stand_in_archive(folder: Path) -> tuple[Path, str, dict[str, str]]:
     train, test = order[:1500], order[1500:]
     files = {}
     for k in range(5):
-        part = train[k * 300:(k + 1) * 300]
-        files[f"data_batch_{k + 1}"] = pickle.dumps({"data": x[part],
-                                                     "labels": labels[part].tolist()})
+        part = train[k * 300 : (k + 1) * 300]
+        files[f"data_batch_{k + 1}"] = pickle.dumps(
+            {"data": x[part], "labels": labels[part].tolist()}
+        )
     files["test_batch"] = pickle.dumps({"data": x[test], "labels": labels[test].tolist()})
     files["batches.meta"] = pickle.dumps({"label_names": [str(i) for i in range(10)]})
     buffer = io.BytesIO()
@@ -81,10 +82,14 @@ def stand_in_archive(folder: Path) -> tuple[Path, str, dict[str, str]]:
 def main(argv: list[str] | None = None) -> int:
     import nbformat
     from nbclient import NotebookClient
+    from prompt_replies import install
+
+    install()  # as in the book build: no wait for a reply that has arrived
     from nbclient.exceptions import CellExecutionError
 
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("notebooks", nargs="+", type=Path)
     parser.add_argument("--profile", default="gpu", choices=["gpu", "full"])
     parser.add_argument("--max-steps", type=int, default=None)
@@ -96,31 +101,45 @@ def main(argv: list[str] | None = None) -> int:
     archive, md5, files = stand_in_archive(work / "cache")
     (work / "site").mkdir()
     (work / "site" / "sitecustomize.py").write_text(
-        SITECUSTOMIZE.format(url=f"file://{archive}", md5=md5, files=files))
-    os.environ.update(RESNET_BOOK_PROFILE=args.profile, RESNET_BOOK_DATA=str(work / "cache"),
-                      PYTHONPATH=os.pathsep.join([str(work / "site"), str(ROOT),
-                                                  os.environ.get("PYTHONPATH", "")]))
+        SITECUSTOMIZE.format(url=f"file://{archive}", md5=md5, files=files)
+    )
+    os.environ.update(
+        RESNET_BOOK_PROFILE=args.profile,
+        RESNET_BOOK_DATA=str(work / "cache"),
+        PYTHONPATH=os.pathsep.join(
+            [str(work / "site"), str(ROOT), os.environ.get("PYTHONPATH", "")]
+        ),
+    )
     if args.max_steps:
         os.environ["SMOKE_MAX_STEPS"] = str(args.max_steps)
     failed = False
     for path in args.notebooks:
         nb = nbformat.read(path, as_version=4)
-        client = NotebookClient(nb, timeout=1800, kernel_name="python3",
-                                resources={"metadata": {"path": str(path.parent)}})
+        client = NotebookClient(
+            nb,
+            timeout=1800,
+            kernel_name="python3",
+            resources={"metadata": {"path": str(path.parent)}},
+        )
         start = time.perf_counter()
         try:
             client.execute()
             status = "ran to the end"
         except CellExecutionError as err:
-            kind = "an assert about the outcome (expected on stand-in data)" \
-                if err.ename == "AssertionError" else "AN ERROR"
+            kind = (
+                "an assert about the outcome (expected on stand-in data)"
+                if err.ename == "AssertionError"
+                else "AN ERROR"
+            )
             status = f"stopped at {kind}: {err.ename}: {str(err.evalue)[:200]}"
             failed |= err.ename != "AssertionError"
         if args.save_dir:
             args.save_dir.mkdir(parents=True, exist_ok=True)
             nbformat.write(nb, args.save_dir / path.name)
-        print(f"{path}: {status} ({time.perf_counter() - start:.0f} s, profile {args.profile})",
-              flush=True)
+        print(
+            f"{path}: {status} ({time.perf_counter() - start:.0f} s, profile {args.profile})",
+            flush=True,
+        )
     return 1 if failed else 0
 
 

@@ -33,6 +33,7 @@ _RELATIVE_LINK = re.compile(r"\]\((?![a-z][a-z0-9+.-]*:|#|/)([^)\s]+)\)")
 
 def absolute_links(markdown: str, config: BookConfig, folder: str = "exercises") -> str:
     """``markdown`` with every relative link, read from ``folder``, made absolute."""
+
     def replace(m: re.Match) -> str:
         target = posixpath.normpath(posixpath.join(folder, m.group(1)))
         return f"]({config.link(target)})"
