@@ -9,6 +9,8 @@ Constructors take the depth (and the block layout) by position and every option 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from torch import Tensor, nn
 
 from .blocks import (
@@ -73,6 +75,27 @@ def _make_stage(
             )
         )
     return nn.Sequential(*layers)
+
+
+def _add_stages(
+    model: nn.Module,
+    block: Block,
+    inplanes: int,
+    widths: Sequence[int],
+    blocks_per_stage: int,
+    **stage_kwargs,
+) -> int:
+    """Add the CIFAR networks' stages as ``model.layer1``, ``layer2``, ...: one per width, the
+    first at stride 1 and the others at stride 2. Sets ``model.num_stages``; returns the
+    channels that leave the last stage."""
+    for i, width in enumerate(widths):
+        stage = _make_stage(
+            block, inplanes, width, blocks_per_stage, 1 if i == 0 else 2, **stage_kwargs
+        )
+        model.add_module(f"layer{i + 1}", stage)
+        inplanes = width * block.expansion
+    model.num_stages = len(widths)
+    return inplanes
 
 
 class ResNet(nn.Module):
@@ -192,22 +215,17 @@ class CifarResNet(nn.Module):
         self.conv1 = conv3x3(in_channels, stem_width)
         self.bn1 = (norm_layer or nn.BatchNorm2d)(stem_width)
         self.relu = nn.ReLU(inplace=True)
-        inplanes = stem_width
-        for i, width in enumerate(widths):
-            stage = _make_stage(
-                block,
-                inplanes,
-                width,
-                blocks_per_stage,
-                1 if i == 0 else 2,
-                shortcut=shortcut,
-                residual=residual,
-                norm_layer=norm_layer,
-                **block_kwargs,
-            )
-            self.add_module(f"layer{i + 1}", stage)
-            inplanes = width * block.expansion
-        self.num_stages = len(widths)
+        inplanes = _add_stages(
+            self,
+            block,
+            stem_width,
+            widths,
+            blocks_per_stage,
+            shortcut=shortcut,
+            residual=residual,
+            norm_layer=norm_layer,
+            **block_kwargs,
+        )
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
         self.fc = nn.Linear(inplanes, num_classes)
         initialize(self, "kaiming", zero_init_residual=zero_init_residual)
@@ -331,23 +349,18 @@ class PreActResNet(nn.Module):
     ) -> None:
         super().__init__()
         self.conv1 = conv3x3(in_channels, stem_width)
-        inplanes = stem_width
-        for i, width in enumerate(widths):
-            stage = _make_stage(
-                block,
-                inplanes,
-                width,
-                blocks_per_stage,
-                1 if i == 0 else 2,
-                shortcut=shortcut,
-                residual=residual,
-                norm_layer=norm_layer,
-                shortcut_norm=nn.Identity,
-                **block_kwargs,
-            )
-            self.add_module(f"layer{i + 1}", stage)
-            inplanes = width * block.expansion
-        self.num_stages = len(widths)
+        inplanes = _add_stages(
+            self,
+            block,
+            stem_width,
+            widths,
+            blocks_per_stage,
+            shortcut=shortcut,
+            residual=residual,
+            norm_layer=norm_layer,
+            shortcut_norm=nn.Identity,
+            **block_kwargs,
+        )
         self.bn = (norm_layer or nn.BatchNorm2d)(inplanes)
         self.relu = nn.ReLU()  # not in place: with no norm it would overwrite a block's output
         self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
