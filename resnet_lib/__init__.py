@@ -32,13 +32,11 @@ from . import (
     blocks,
     data,
     efficiency,
-    figures,
     identity,
     init,
     models,
     notebook,
     paths,
-    plotting,
     profiles,
     train,
 )
@@ -86,7 +84,6 @@ from .models import (
     wide_resnet50_2,
 )
 from .notebook import Numbers, glue, markdown_table, show_source, show_table
-from .plotting import plot_curves
 from .profiles import PROFILES, Profile, Setup, get_profile, pick_device, seed_everything, setup
 from .train import History, TrainConfig, compare, config_for, fit
 
@@ -180,3 +177,23 @@ __all__ = [
     "show_table",
     "markdown_table",
 ]
+
+# The drawing modules import matplotlib (half a second), which a training worker process or a
+# test that only builds networks does not need: they load on first use (PEP 562), so that
+# ``rl.figures``, ``rl.plotting`` and ``rl.plot_curves`` work as if imported above.
+_LAZY = {"figures": None, "plotting": None, "plot_curves": "plotting"}
+
+
+def __getattr__(name: str):
+    if name not in _LAZY:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    import importlib
+
+    module = importlib.import_module(f".{_LAZY[name] or name}", __name__)
+    value = module if _LAZY[name] is None else getattr(module, name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))

@@ -13,7 +13,6 @@ from collections.abc import Callable
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torchvision.ops import SqueezeExcitation
 
 NormLayer = Callable[[int], nn.Module]
 SHORTCUT_OPTIONS = ("A", "B", "C")
@@ -199,6 +198,15 @@ class Bottleneck(nn.Module):
         return _last_weighted(self.conv3, self.bn3)
 
 
+def _squeeze_excitation(channels: int, reduction: int) -> nn.Module:
+    """torchvision's SqueezeExcitation (Hu et al., 2018) with ``channels // reduction`` hidden
+    units; imported here, not at the top, since importing torchvision.ops takes about a second
+    that the networks without SE should not pay."""
+    from torchvision.ops import SqueezeExcitation
+
+    return SqueezeExcitation(channels, max(1, channels // reduction))
+
+
 class SEBasicBlock(BasicBlock):
     """BasicBlock with squeeze-and-excitation on F(x) before the addition (Hu et al., 2018).
 
@@ -217,8 +225,7 @@ class SEBasicBlock(BasicBlock):
         **kwargs,
     ) -> None:
         super().__init__(inplanes, planes, stride, downsample, **kwargs)
-        out = planes * self.expansion
-        self.se = SqueezeExcitation(out, max(1, out // reduction))
+        self.se = _squeeze_excitation(planes * self.expansion, reduction)
 
     def residual_branch(self, x: Tensor) -> Tensor:
         return self.se(super().residual_branch(x))
@@ -238,8 +245,7 @@ class SEBottleneck(Bottleneck):
         **kwargs,
     ) -> None:
         super().__init__(inplanes, planes, stride, downsample, **kwargs)
-        out = planes * self.expansion
-        self.se = SqueezeExcitation(out, max(1, out // reduction))
+        self.se = _squeeze_excitation(planes * self.expansion, reduction)
 
     def residual_branch(self, x: Tensor) -> Tensor:
         return self.se(super().residual_branch(x))

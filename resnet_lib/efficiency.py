@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.flop_counter import FlopCounterMode
 
 
 def count_parameters(model: nn.Module) -> int:
@@ -22,6 +21,8 @@ def multiply_adds(model: nn.Module, input_shape: tuple[int, ...]) -> int:
     """Multiply-adds of one forward pass in eval mode on an input of ``input_shape`` (batch
     included), counted by PyTorch's ``FlopCounterMode`` (which counts 2 FLOPs per multiply-add,
     for convolutions and matrix products only). The model's mode is restored afterwards."""
+    from torch.utils.flop_counter import FlopCounterMode  # it imports triton: only when used
+
     was_training = model.training
     device = next(model.parameters()).device
     try:

@@ -7,16 +7,31 @@ from collections.abc import Sequence
 from typing import Any
 
 
+#: The MIME-type prefix under which myst-nb's ``glue(..., display=False)`` records a value.
+GLUE_PREFIX = "application/papermill.record/"
+
+
 def glue(name: str, value: Any, display: bool = False) -> None:
     """Record ``value`` under ``name`` so that the book's prose can quote it ({glue:text}).
 
-    Inside the book build this is myst-nb's ``glue``; elsewhere (Colab, plain Jupyter) myst-nb may
-    be missing and there is nothing to record, so it does nothing."""
-    try:
-        from myst_nb import glue as _glue
-    except ImportError:
+    This writes the output that myst-nb's ``glue`` writes (the test suite checks that it is the
+    same), without importing myst-nb, which takes over a second because it loads Sphinx's parts.
+    Where myst-nb is not installed (Colab, plain Jupyter) nothing reads the record, and nothing is
+    recorded; outside a running IPython there is nowhere to record it."""
+    import importlib.util
+
+    if importlib.util.find_spec("myst_nb") is None:
         return
-    _glue(name, value, display=display)
+    from IPython import get_ipython
+    from IPython.core.formatters import format_display_data
+    from IPython.display import display as ipy_display
+
+    if get_ipython() is None:
+        return
+    bundle, metadata = format_display_data(value)
+    prefix = "" if display else GLUE_PREFIX
+    metadata["scrapbook"] = {"name": name, "mime_prefix": prefix}
+    ipy_display({prefix + k: v for k, v in bundle.items()}, raw=True, metadata=metadata)
 
 
 class Numbers:

@@ -265,7 +265,9 @@ def compare(
     train faster so than with the threads of one process. Each worker gets ``data`` and the
     builders by pickling, so the builders must be picklable, e.g.
     ``functools.partial(rl.cifar_resnet, 20, residual=False)`` (a lambda is not). A run's numbers
-    depend on its seed and its thread count only, not on which process trains it."""
+    depend on its seed and its thread count only, not on which process trains it. The workers
+    take a few seconds to get ready the first time; :func:`start_workers` starts that earlier.
+    In a script, call this under ``if __name__ == "__main__":`` (each worker imports the script)."""
     if diverged not in ("raise", "record"):
         raise ValueError(f"diverged must be 'raise' or 'record', not {diverged!r}")
     device = torch.device(device) if device is not None else pick_device()
@@ -362,12 +364,11 @@ def _in_workers(
     device: torch.device,
     processes: int,
 ):
-    """Yield ``train_run``'s results from ``processes`` spawned workers, as they finish. The
+    """Yield ``train_run``'s results from ``processes`` worker processes, as they finish. The
     largest networks start first, so that the workers finish at about the same time."""
     sizes = {name: sum(p.numel() for p in build().parameters()) for name, build in builders.items()}
     threads = max(1, usable_cpus() // processes)
-    # "spawn" on every system: a forked child can hang in an OpenMP pool its parent started.
-    context = multiprocessing.get_context("spawn")
+    context = _worker_context()
     with ProcessPoolExecutor(
         processes, mp_context=context, initializer=torch.set_num_threads, initargs=(threads,)
     ) as pool:
@@ -380,6 +381,36 @@ def _in_workers(
                 yield future.result()
         finally:  # stopped early (an error, or the caller raised): start no further run
             pool.shutdown(cancel_futures=True)
+
+
+def start_workers(device: torch.device | str | None = None) -> None:
+    """Start getting :func:`compare`'s worker processes ready now, in the background, so that
+    the imports they need overlap with the cells that run before the training. Optional: without
+    it the first ``compare(..., processes>1)`` waits for them (a few seconds). Does nothing on a
+    GPU, on one CPU, or where workers are spawned rather than forked from a server."""
+    device = torch.device(device) if device is not None else pick_device()
+    if device.type != "cpu" or usable_cpus() < 2:
+        return
+    if _worker_context().get_start_method() == "forkserver":
+        from multiprocessing import forkserver
+
+        forkserver.ensure_running()
+
+
+def _worker_context() -> multiprocessing.context.BaseContext:
+    """How worker processes start. Not by forking this process: a child forked from a process
+    that has used OpenMP threads can hang in that pool. Where the system has it, a fork server: a
+    fresh process that imports what a worker needs once and then forks every worker, so a worker
+    starts in milliseconds instead of importing it all itself. That is resnet_lib with torch, and
+    torch._dynamo, which torch imports the first time a process creates an optimizer (2.4 s on
+    one core of our 2-core CI machine, more than torch itself). The server lives as long as this
+    process and keeps the resnet_lib it imported: after editing resnet_lib, restart the kernel.
+    Elsewhere (Windows) workers are spawned."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["resnet_lib", "torch._dynamo"])
+    return context
 
 
 def _progress(total: int, desc: str, enabled: bool):

@@ -238,6 +238,37 @@ def test_worker_processes_give_the_same_histories_as_one_process(monkeypatch, on
     assert here["ResNet-14"][0].train_loss != here["ResNet-14"][1].train_loss
 
 
+def test_workers_fork_from_a_server_that_has_imported_torch():
+    """Where the system has a fork server, workers fork from it (not from this process, whose
+    OpenMP pool a child could hang in), and it has imported what a worker's first optimizer
+    would otherwise import in every worker."""
+    import multiprocessing
+
+    context = train._worker_context()
+    if "forkserver" in multiprocessing.get_all_start_methods():
+        assert context.get_start_method() == "forkserver"
+        from multiprocessing import forkserver
+
+        assert {"resnet_lib", "torch._dynamo"} <= set(forkserver._forkserver._preload_modules)
+    else:
+        assert context.get_start_method() == "spawn"
+
+
+def test_start_workers_starts_the_server_only_for_several_cpus(monkeypatch):
+    from multiprocessing import forkserver
+
+    started = []
+    monkeypatch.setattr(forkserver, "ensure_running", lambda: started.append(True))
+    monkeypatch.setattr(train, "usable_cpus", lambda: 1)
+    train.start_workers("cpu")
+    monkeypatch.setattr(train, "usable_cpus", lambda: 2)
+    train.start_workers(torch.device("cuda"))  # one process on a GPU: nothing to start
+    assert started == []
+    train.start_workers("cpu")
+    uses_server = train._worker_context().get_start_method() == "forkserver"
+    assert started == ([True] if uses_server else [])
+
+
 def test_one_usable_cpu_trains_in_this_process(monkeypatch):
     def no_pool(*args, **kwargs):
         raise AssertionError("no worker process should start")
