@@ -6,7 +6,6 @@ import inspect
 from collections.abc import Sequence
 from typing import Any
 
-
 #: The MIME-type prefix under which myst-nb's ``glue(..., display=False)`` records a value.
 GLUE_PREFIX = "application/papermill.record/"
 

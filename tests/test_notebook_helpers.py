@@ -82,4 +82,4 @@ def test_numbers_refuse_names_the_prose_cannot_quote() -> None:
         with pytest.raises(ValueError, match="cannot follow 'num.'"):
             num.add(bad, 1)
     with pytest.raises(AttributeError, match="run the cells above"):
-        num.missing
+        _ = num.missing
