@@ -21,9 +21,9 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def main() -> int:
-    from resnet_lib.grading.grade import grade_paths
-    from resnet_lib.grading.runner import Limits
-    from resnet_lib.grading.spec import masters
+    from exercise_grader.grade import grade_paths
+    from exercise_grader.runner import Limits
+    from exercise_grader.spec import masters
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=20)

@@ -23,8 +23,8 @@ names the chapters use most (``rl.cifar_resnet(20, residual=False)``):
 - plotting: plot_curves
 - notebook: Numbers, glue, show_source, show_table, markdown_table
 
-The grader of the exercises is not imported here; the exercise notebooks import it themselves
-(``from resnet_lib.grading import uses_answer``).
+The exercises' grader is its own package, ``exercise_grader`` (the exercise notebooks import
+``from exercise_grader import uses_answer``); ``resnet_lib.grading`` only forwards to it.
 """
 
 from . import (

@@ -4,7 +4,7 @@ A notebook opened alone (on Colab, or in a fresh environment) has no ``resnet_li
 cell must install it before anything imports it. That cell is generated: it is the source of
 :func:`install_missing` below followed by one call with this book's requirements, written into
 the chapters and research notebooks by ``python tools/notebooks.py`` and into the exercises by
-``python -m resnet_lib.grading build``. The repository URL in it, like every other copy of it
+``python -m exercise_grader build``. The repository URL in it, like every other copy of it
 (launch links, ``pyproject.toml``, links to the published book), derives from ``repository.url``
 in ``_config.yml`` (:func:`book_config`); ``tests/test_repository.py`` fails on any copy that
 disagrees.

@@ -32,10 +32,11 @@ parse:
 def tree(tmp_path: Path) -> Path:
     """A repository with the files the key looks at, and some it must ignore."""
     files = {
-        "resnet_lib/__init__.py": "from .train import fit\nfrom .grading import uses_answer\n",
+        "resnet_lib/__init__.py": "from .train import fit\n",
         "resnet_lib/train.py": "def fit():\n    return 1\n",
-        "resnet_lib/grading/__init__.py": "def uses_answer():\n    pass\n",
-        "resnet_lib/grading/sandbox.py": "LIMIT = 10\n",
+        "resnet_lib/grading/__init__.py": "from exercise_grader import uses_answer\n",
+        "exercise_grader/__init__.py": "def uses_answer():\n    pass\n",
+        "exercise_grader/sandbox.py": "LIMIT = 10\n",
         "requirements.txt": "torch==2.14.1\n",
         "pyproject.toml": "[project]\nname = 'resnet_lib'\n",
         "_config.yml": CONFIG,
@@ -56,17 +57,13 @@ def key_of(root: Path, facts: dict[str, str] = FACTS) -> str:
     ("path", "old", "new", "changes_key"),
     [
         ("resnet_lib/train.py", "return 1", "return 2", True),
-        (
-            "resnet_lib/grading/__init__.py",
-            "pass",
-            "return None",
-            True,
-        ),  # import resnet_lib runs it
+        ("resnet_lib/grading/__init__.py", "uses_answer", "uses_answer as ua", True),
         ("requirements.txt", "2.14.1", "2.14.2", True),
         ("pyproject.toml", "resnet_lib", "resnet-lib", True),
         ("_config.yml", "allow_errors: false", "allow_errors: true", True),
         ("_config.yml", "run_in_temp: false", "run_in_temp: true", True),
-        ("resnet_lib/grading/sandbox.py", "10", "20", False),  # the grader runs in no chapter
+        ("exercise_grader/sandbox.py", "10", "20", False),  # the grader runs in no chapter
+        ("exercise_grader/__init__.py", "pass", "return None", False),
         ("chapters/01_degradation.ipynb", "[]", '[{"cell_type": "code"}]', False),  # jupyter-cache
         ("_config.yml", "timeout: 300", "timeout: 600", False),
         ("_config.yml", "# a comment", "# another comment", False),

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from resnet_lib.grading.build import build
-from resnet_lib.grading.grade import grade_paths
-from resnet_lib.grading.runner import Limits
-from resnet_lib.grading.spec import load_exercise, masters
+from exercise_grader.build import build
+from exercise_grader.grade import grade_paths
+from exercise_grader.runner import Limits
+from exercise_grader.spec import load_exercise, masters
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS, EXERCISES = ROOT / "solutions", ROOT / "exercises"
@@ -34,7 +34,7 @@ def test_every_exercise_has_a_master():
 
 
 def test_exercises_are_in_sync_with_solutions():
-    assert build(SOLUTIONS, EXERCISES, check=True) == [], "run: python -m resnet_lib.grading build"
+    assert build(SOLUTIONS, EXERCISES, check=True) == [], "run: python -m exercise_grader build"
 
 
 @pytest.mark.parametrize("name", EXPECTED)

@@ -19,10 +19,10 @@ import nbformat
 import psutil
 import pytest
 
-from resnet_lib.grading import build as build_mod
-from resnet_lib.grading.grade import grade_notebook, grade_paths, read_notebook
-from resnet_lib.grading.runner import GiB, Limits
-from resnet_lib.grading.spec import SpecError, load_exercise, masters
+from exercise_grader import build as build_mod
+from exercise_grader.grade import grade_notebook, grade_paths, read_notebook
+from exercise_grader.runner import GiB, Limits
+from exercise_grader.spec import SpecError, load_exercise, masters
 
 NAME = "ex90_fixture"
 LIMITS = Limits(cell_timeout=6, wall_timeout=60, memory=6 * GiB, output_limit=100_000)
@@ -301,7 +301,7 @@ def test_patching_otter_and_the_checker_does_not_fake_a_pass(book, known, tmp_pa
     patch = (
         "import otter, builtins\n"
         "otter.Notebook.check = lambda self, *a, **k: 'All test cases passed!'\n"
-        "import resnet_lib.grading as g\n"
+        "import exercise_grader as g\n"
         "g.uses_answer = None\n"
         "builtins.AssertionError = type('Nope', (Exception,), {})\n"
         "get_ipython().run_cell = lambda *a, **k: None\n"
@@ -434,7 +434,7 @@ def test_saved_outputs_claiming_a_pass_are_reported(book, known, tmp_path):
 # -- a folder of mixed submissions, through the command line ------------------------------------
 def _cli(book, *args, cwd=None):
     return subprocess.run(
-        [sys.executable, "-m", "resnet_lib.grading", *args, "--solutions", str(book / "solutions")],
+        [sys.executable, "-m", "exercise_grader", *args, "--solutions", str(book / "solutions")],
         capture_output=True,
         text=True,
         cwd=cwd,

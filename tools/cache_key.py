@@ -41,17 +41,10 @@ KERNEL_PACKAGES = ("ipykernel", "ipywidgets")
 
 
 def source_files(root: Path) -> list[Path]:
-    """The repository's files the notebooks' outputs depend on besides their own code.
-
-    Every module of ``resnet_lib`` except the grader's (``resnet_lib/grading/``, which runs in no
-    chapter), but with ``grading/__init__.py``: ``import resnet_lib`` imports it. And what the
-    environment is installed from."""
-    lib = root / "resnet_lib"
-    modules = [
-        path
-        for path in lib.rglob("*.py")
-        if path.relative_to(lib).parts[0] != "grading" or path == lib / "grading" / "__init__.py"
-    ]
+    """The repository's files the notebooks' outputs depend on besides their own code: every
+    module of ``resnet_lib`` (not the grader, ``exercise_grader/``, which runs in no chapter),
+    and what the environment is installed from."""
+    modules = list((root / "resnet_lib").rglob("*.py"))
     return sorted(modules) + [root / "requirements.txt", root / "pyproject.toml"]
 
 

@@ -5,7 +5,7 @@
 
 The first cell installs resnet_lib when a notebook runs alone (resnet_lib/bootstrap.py). It is
 the cell tagged ``bootstrap``; a notebook without one gets it before its first code cell. The
-exercises get theirs from ``python -m resnet_lib.grading build``.
+exercises get theirs from ``python -m exercise_grader build``.
 """
 
 from __future__ import annotations

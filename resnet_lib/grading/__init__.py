@@ -1,33 +1,10 @@
-"""Exercises that grade themselves: building them from the master notebooks, and grading.
+"""Moved: the grader is its own package, ``exercise_grader``, in the same distribution.
 
-- ``python -m resnet_lib.grading build`` regenerates ``exercises/`` from ``solutions/``.
-- ``python -m resnet_lib.grading grade PATH... [--csv FILE]`` grades notebooks or folders.
-
-This module stays light (no otter, no torch) because every exercise notebook imports it.
+Kept so that exercise notebooks saved before the move, which say
+``from resnet_lib.grading import uses_answer``, still run; ``python -m resnet_lib.grading``
+forwards to ``python -m exercise_grader`` with a notice.
 """
 
-from __future__ import annotations
-
-import contextlib
-import sys
+from exercise_grader import uses_answer
 
 __all__ = ["uses_answer"]
-
-
-@contextlib.contextmanager
-def uses_answer(*questions: str):
-    """Run a cell that uses the learner's answers; if it fails, say which question to finish.
-
-    Exercise notebooks run top to bottom before they are filled in. A demonstration cell that
-    calls the learner's code is wrapped in ``with uses_answer("q2"):`` so that, until q2 works,
-    the cell prints what to do instead of raising. Once the answer works the body runs as usual.
-    """
-    try:
-        yield
-    except Exception as err:  # noqa: BLE001 - any failure of unfinished code is reported, not raised
-        names = " and ".join(questions) or "the questions above"
-        print(
-            f"This cell uses your answer to {names}; it will run once that works "
-            f"(check it with grader.check). It stopped with {type(err).__name__}: {err}",
-            file=sys.stdout,
-        )

@@ -1,6 +1,6 @@
 """The process that runs a submission's code: started by the grader, never imported by it.
 
-``python -m resnet_lib.grading.sandbox CMD_FD REPLY_FD`` reads one JSON command per line from
+``python -m exercise_grader.sandbox CMD_FD REPLY_FD`` reads one JSON command per line from
 CMD_FD and writes one JSON reply per line to REPLY_FD:
 
 - ``{"id": ..., "op": "cell", "code": ...}`` runs a notebook cell in an IPython shell (so magics
@@ -76,6 +76,16 @@ _PATH_WRITES = {
 }
 
 
+def _book_packages() -> list:
+    """The book's library, imported (with torch) before the hook: its code is trusted like the
+    installed packages', wherever the repository lies."""
+    try:
+        import resnet_lib
+    except ImportError:
+        return []
+    return [resnet_lib]
+
+
 class SandboxViolation(PermissionError):
     """Raised inside the sandbox when learner code does something grading does not allow."""
 
@@ -97,7 +107,8 @@ def install_audit_hook(workdir: str, protected: list[str], report_fd: int) -> di
     own_proc = (f"/proc/{os.getpid()}", "/proc/self", "/proc/thread-self")
     trusted_code = tuple(
         {os.path.realpath(p) + "/" for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
-        | {os.path.dirname(os.path.dirname(os.path.realpath(__file__))) + "/"}
+        | {os.path.dirname(os.path.realpath(__file__)) + "/"}
+        | {os.path.dirname(os.path.realpath(m.__file__)) + "/" for m in _book_packages()}
     )
     import inspect as _inspect
     import traceback as _traceback

@@ -20,6 +20,8 @@ from functools import cache
 from pathlib import Path
 
 SOLUTIONS_ENV = "RESNET_BOOK_SOLUTIONS"
+#: The first line of the setup cell that `build` puts first in every learner notebook.
+SETUP_MARKER = "# Setup for the in-notebook checks"
 
 
 class SpecError(Exception):
@@ -66,10 +68,10 @@ class ExerciseSpec:
 
 
 def default_solutions_dir() -> Path:
-    """solutions/ of the repository this resnet_lib lives in, or $RESNET_BOOK_SOLUTIONS."""
+    """solutions/ of the repository this grader lives in, or $RESNET_BOOK_SOLUTIONS."""
     if os.environ.get(SOLUTIONS_ENV):
         return Path(os.environ[SOLUTIONS_ENV])
-    return Path(__file__).resolve().parents[2] / "solutions"
+    return Path(__file__).resolve().parents[1] / "solutions"
 
 
 def masters(solutions_dir: Path | None = None) -> dict[str, Path]:

@@ -22,11 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .runner import Limits, Sandbox, SandboxDied, SandboxTimeout
-from .spec import ExerciseSpec, SpecError, TestSpec, load_exercise, masters
+from .spec import SETUP_MARKER, ExerciseSpec, SpecError, TestSpec, load_exercise, masters
 
 MAX_NOTEBOOK_BYTES = 50 * 1024**2
 MAX_RESTARTS = 3
-SETUP_MARKER = "# Setup for the in-notebook checks"
 _CHECK_CELL = re.compile(r"^\s*(grader\.(check|check_all|export)\(.*\)\s*)+$", re.S)
 _CLAIMED_PASS = re.compile(r"^(\w+) results: All test cases passed!", re.M)
 

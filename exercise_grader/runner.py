@@ -111,7 +111,7 @@ class Sandbox:
         args = [
             sys.executable,
             "-m",
-            "resnet_lib.grading.sandbox",
+            "exercise_grader.sandbox",
             str(cmd_read),
             str(reply_write),
             str(self.workdir),
