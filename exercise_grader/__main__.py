@@ -7,7 +7,8 @@ import os
 import sys
 from pathlib import Path
 
-from .runner import GiB, Limits
+from .isolation import MODES, IsolationUnavailable
+from .runner import WINDOWS, GiB, Limits
 from .spec import SpecError
 
 
@@ -58,6 +59,14 @@ def main(argv: list[str] | None = None) -> int:
         default=Limits.memory / GiB,
         help="address-space limit of the sandbox in GiB (default %(default)s)",
     )
+    g.add_argument(
+        "--isolation",
+        choices=MODES,
+        default="auto",
+        help="auto (default): each submission in a bubblewrap sandbox where bubblewrap works "
+        "(Linux), else the audit hook alone, as the report then says; require: refuse to grade "
+        "without bubblewrap (use it for summative work); off: the audit hook alone",
+    )
     g.add_argument("-q", "--quiet", action="store_true", help="print only the table")
     b = sub.add_parser("build", help="regenerate exercises/ from solutions/")
     b.add_argument("--solutions", type=Path)
@@ -69,7 +78,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "build":
             return _build(args)
         return _grade(args)
-    except SpecError as err:
+    except (SpecError, IsolationUnavailable) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
 
@@ -93,8 +102,15 @@ def _build(args) -> int:
 
 
 def _grade(args) -> int:
+    if sys.platform == "win32":
+        print(f"error: {WINDOWS}", file=sys.stderr)
+        return 2
     from .grade import grade_paths
+    from .isolation import detect
     from .report import feedback, table, write_csv, write_feedback
+
+    isolation = detect(args.isolation)
+    print(f"isolation: {isolation.describe()}", file=sys.stderr)
 
     limits = Limits(
         cell_timeout=args.cell_timeout,
@@ -107,7 +123,9 @@ def _grade(args) -> int:
         if not args.quiet:
             print(f"graded {r.path} ({r.status}, {r.seconds:.1f} s)", file=sys.stderr)
 
-    results = grade_paths(args.paths, args.solutions, limits, jobs=args.jobs, progress=progress)
+    results = grade_paths(
+        args.paths, args.solutions, limits, jobs=args.jobs, progress=progress, isolation=isolation
+    )
     print(table(results))
     if args.csv:
         write_csv(results, args.csv)

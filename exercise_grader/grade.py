@@ -21,6 +21,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .isolation import Isolation, detect
 from .runner import Limits, Sandbox, SandboxDied, SandboxTimeout
 from .spec import SETUP_MARKER, ExerciseSpec, SpecError, TestSpec, load_exercise, masters
 
@@ -80,6 +81,7 @@ class Result:
     output_bytes: int = 0
     seconds: float = 0.0
     zeroed: bool = False
+    isolation: str = ""  # how the submission's code was isolated (Isolation.describe())
 
     @property
     def total(self) -> float:
@@ -155,17 +157,12 @@ def identify(path: Path, nb, known: dict[str, Path]) -> str | None:
     return None
 
 
-def is_master(nb) -> bool:
-    return any(
-        c.cell_type == "raw" and c.source.lstrip().startswith("# ASSIGNMENT CONFIG")
-        for c in nb.cells
-    )
-
-
-def cells_to_run(nb) -> list[str]:
-    """The submission's code cells. From a master: its code cells outside BEGIN/END TESTS."""
+def cells_to_run(nb) -> list[tuple[str, str]]:
+    """The submission's code cells, each with how the feedback names it: its position among all
+    the notebook's cells, counted from 1 as a reader counts them from the top, and its first line.
+    From a master: its code cells outside BEGIN/END TESTS."""
     cells, in_tests = [], False
-    for cell in nb.cells:
+    for number, cell in enumerate(nb.cells, start=1):
         text = cell.source.strip()
         if cell.cell_type == "raw":
             if text.startswith("# BEGIN TESTS"):
@@ -177,7 +174,9 @@ def cells_to_run(nb) -> list[str]:
             continue
         if _CHECK_CELL.match(text) or text.startswith(SETUP_MARKER):
             continue  # otter's checks and setup: grading runs the tests itself
-        cells.append(cell.source)
+        first = text.splitlines()[0]
+        first = first if len(first) <= 60 else first[:57] + "..."
+        cells.append((f"cell {number} (the code cell that starts `{first}`)", cell.source))
     return cells
 
 
@@ -209,9 +208,11 @@ def _canaries(rng: random.Random) -> list[tuple[TestSpec, str]]:
 class _Session:
     """A sandbox that is restarted (replaying the cells that worked) when it dies or hangs."""
 
-    def __init__(self, result: Result, workdir: Path, protected, limits: Limits, deadline):
+    def __init__(
+        self, result: Result, workdir: Path, protected, limits: Limits, deadline, isolation
+    ):
         self.result, self.workdir, self.protected = result, workdir, protected
-        self.limits, self.deadline = limits, deadline
+        self.limits, self.deadline, self.isolation = limits, deadline, isolation
         self.good_cells: list[str] = []
         self.restarts = 0
         self.box: Sandbox | None = None
@@ -230,7 +231,7 @@ class _Session:
             return self.box
         if self.restarts > MAX_RESTARTS:
             raise SandboxDied(f"the Python process was restarted {MAX_RESTARTS} times; gave up")
-        self.box = Sandbox(self.workdir, self.protected, self.limits)
+        self.box = Sandbox(self.workdir, self.protected, self.limits, self.isolation)
         for code in self.good_cells:  # replay what worked before the restart
             try:
                 self.box.run_cell(code, self.timeout())
@@ -264,34 +265,40 @@ class _Session:
             self.box = None
 
 
-def _run(result: Result, spec: ExerciseSpec, cells: list[str], limits: Limits, protected):
+def _run(
+    result: Result,
+    spec: ExerciseSpec,
+    cells: list[tuple[str, str]],
+    limits: Limits,
+    protected,
+    isolation: Isolation,
+):
     workdir = Path(tempfile.mkdtemp(prefix="resnet-grade-"))
-    session = _Session(result, workdir, protected, limits, time.monotonic() + limits.wall_timeout)
+    deadline = time.monotonic() + limits.wall_timeout
+    session = _Session(result, workdir, protected, limits, deadline, isolation)
     rng = random.Random(secrets.randbits(64))
     outcomes: dict[str, TestResult] = {}
     try:
         # 1. the submission's own cells
-        for index, code in enumerate(cells, start=1):
+        for where, code in cells:
             try:
                 reply = session.ensure().run_cell(code, session.timeout())
             except SandboxTimeout:
                 session.drop()
                 if session.left() <= 0:
                     raise
-                result.worsen("timeout", f"code cell {index} ran past {limits.cell_timeout:.0f} s")
+                result.worsen("timeout", f"{where} ran past {limits.cell_timeout:.0f} s")
                 continue
             except SandboxDied as err:
                 session.drop()
-                result.worsen("crashed", f"code cell {index}: {err}")
+                result.worsen("crashed", f"{where}: {err}")
                 continue
-            if reply.get("status") == "ok":
-                session.good_cells.append(code)
-            else:
-                session.good_cells.append(code)  # its definitions before the error still count
+            session.good_cells.append(code)  # after an error, its definitions still count
+            if reply.get("status") != "ok":
                 result.cell_errors.append(
-                    f"code cell {index}: {reply.get('ename')}: {reply.get('evalue', '')[:300]}"
+                    f"{where}: {reply.get('ename')}: {reply.get('evalue', '')[:300]}"
                 )
-                result.worsen("errors", f"code cell {index} raised {reply.get('ename')}")
+                result.worsen("errors", f"{where} raised {reply.get('ename')}")
         # 2. the master's tests, public and hidden, with two canaries mixed in
         plan: list[tuple[TestSpec, str | None]] = [
             (t, None) for q in spec.questions for t in q.tests
@@ -367,12 +374,15 @@ def grade_notebook(
     known: dict[str, Path],
     limits: Limits | None = None,
     protected: list[Path] | None = None,
+    isolation: Isolation | None = None,
 ) -> Result:
-    """Grade one file. Never raises for a bad submission: the result's status says what happened."""
+    """Grade one file. Never raises for a bad submission: the result's status says what happened.
+    ``isolation``: by default bubblewrap where it works, else the audit hook alone."""
     path = Path(path)
     limits = limits or Limits()
+    isolation = isolation if isolation is not None else detect("auto")
     start = time.monotonic()
-    result = Result(path)
+    result = Result(path, isolation=isolation.describe())
     nb = None
     try:
         nb = read_notebook(path)
@@ -400,7 +410,7 @@ def grade_notebook(
         # not the whole folder, which may hold the Python environment itself.
         neighbours = [p for p in path.resolve().parent.glob("*.ipynb") if p != path.resolve()]
         protected = list(protected or []) + [spec.master.parent, *neighbours]
-        _run(result, spec, cells_to_run(nb), limits, protected)
+        _run(result, spec, cells_to_run(nb), limits, protected, isolation)
         if result.flags:
             result.zeroed = True
             result.worsen("flagged", "grading results did not add up; every score set to 0")
@@ -437,13 +447,16 @@ def grade_paths(
     limits: Limits | None = None,
     jobs: int = 1,
     progress=None,
+    isolation: Isolation | None = None,
 ) -> list[Result]:
-    """Grade every notebook under ``paths`` (``jobs`` sandboxes at a time), in path order."""
+    """Grade every notebook under ``paths`` (``jobs`` sandboxes at a time), in path order.
+    ``isolation``: by default bubblewrap where it works, else the audit hook alone."""
     from concurrent.futures import ThreadPoolExecutor
 
     known = masters(solutions)
     files = collect(paths)
     limits = limits or Limits()
+    isolation = isolation if isolation is not None else detect("auto")
     # otter assign chdirs: load the exercises these files need before starting threads.
     for f in files:
         try:
@@ -456,7 +469,9 @@ def grade_paths(
     # The masters, and the repository's history, which holds every version of them.
     protected = [solutions_dir, solutions_dir.parent / ".git"]
     with ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
-        futures = [pool.submit(grade_notebook, f, known, limits, protected) for f in files]
+        futures = [
+            pool.submit(grade_notebook, f, known, limits, protected, isolation) for f in files
+        ]
         results = []
         for future in futures:
             results.append(future.result())

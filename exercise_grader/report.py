@@ -71,7 +71,10 @@ def feedback(r: Result) -> str:
     if r.exercise:
         lines.append(f"Exercise: {r.exercise}")
     score = f"{_num(r.total)} / {_num(r.possible)}" if r.possible is not None else "not graded"
-    lines += [f"Score: {score}", f"Status: {r.status}", ""]
+    lines += [f"Score: {score}", f"Status: {r.status}"]
+    if r.isolation:
+        lines.append(f"Isolation: {r.isolation}")
+    lines.append("")
     if r.problems or r.flags:
         lines.append("## What went wrong")
         lines += [f"- {p}" for p in r.problems + r.flags]
@@ -85,7 +88,9 @@ def feedback(r: Result) -> str:
         for t in q.tests:
             kind = "hidden" if t.test.hidden else "public"
             mark = "passed" if t.passed else t.status
-            lines.append(f"- {t.test.function} ({kind}, {_num(t.test.points)} pt): {mark}")
+            # the label grader.check prints in the notebook ("q3 - 1"), then the test's name
+            label = f"{t.test.name} `{t.test.function}`"
+            lines.append(f"- {label} ({kind}, {_num(t.test.points)} pt): {mark}")
             if not t.passed and t.message:
                 lines += [f"    {line}" for line in t.message.splitlines()[:8]]
         lines.append("")

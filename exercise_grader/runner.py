@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import secrets
 import signal
 import subprocess
@@ -20,7 +19,38 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .isolation import Isolation, detect, python_paths
+
 GiB = 1024**3
+WINDOWS = (
+    "grading runs submissions with the process and resource controls of Linux and macOS; on "
+    "Windows, grade in WSL (Windows Subsystem for Linux), where bubblewrap also isolates them"
+)
+#: Folders of the system that a submission's Python code may read (the audit hook's list).
+SYSTEM_READABLE = (
+    "/usr",
+    "/bin",
+    "/sbin",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/etc",
+    "/dev",
+    "/sys",
+    "/proc",  # another process's entries stay refused (sandbox.py)
+    "/System",
+    "/Library",
+    "/private/etc",
+    "/private/var/db/timezone",
+)
+
+
+def readable_paths() -> list[Path]:
+    """Where a submission's Python code may open or list files, besides its own folder: the
+    system's folders, the Python installation and the book's packages. A master notebook copied
+    anywhere else (a backup, another clone, a private solutions folder) is out of reach."""
+    return [Path(p) for p in SYSTEM_READABLE if os.path.exists(p)] + python_paths()
 
 
 @dataclass
@@ -82,11 +112,36 @@ def kill_tree(pid: int) -> None:
         pass
 
 
+def _parent_death_signal():
+    """A function for the child, between fork and exec, that has Linux SIGKILL it when the
+    grader's thread that started it ends (the grader killed, or crashed): no sandbox outlives
+    its grader. Elsewhere a function that does nothing (the grader still kills the sandbox's
+    process group whenever it stops one)."""
+    if not sys.platform.startswith("linux"):
+        return lambda: None
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    pr_set_pdeathsig = 1
+    return lambda: prctl(pr_set_pdeathsig, signal.SIGKILL)
+
+
 class Sandbox:
     """A running sandbox process for one submission."""
 
-    def __init__(self, workdir: Path, protected: list[Path], limits: Limits):
-        self.workdir = Path(workdir)
+    def __init__(
+        self,
+        workdir: Path,
+        protected: list[Path],
+        limits: Limits,
+        isolation: Isolation | None = None,
+    ):
+        if sys.platform == "win32":
+            raise RuntimeError(WINDOWS)
+        import resource
+
+        isolation = isolation if isolation is not None else detect("auto")
+        self.workdir = Path(os.path.realpath(workdir))
         self.limits = limits
         self.violations: list[dict] = []
         self.anomalies: list[str] = []
@@ -104,7 +159,6 @@ class Sandbox:
             "PYTHONDONTWRITEBYTECODE": "1",
             "PYTHONUNBUFFERED": "1",
             "CUDA_VISIBLE_DEVICES": "",
-            "RESNET_BOOK_GRADING": "1",
             "TQDM_DISABLE": "1",
             "LANG": "C.UTF-8",
         }
@@ -116,10 +170,15 @@ class Sandbox:
             str(reply_write),
             str(self.workdir),
             json.dumps([str(p) for p in protected]),
+            json.dumps([str(p) for p in readable_paths()]),
         ]
+        args = isolation.wrap(args, self.workdir, python_paths())
         mem, fsize, cpu = limits.memory, limits.file_size, int(limits.wall_timeout * 2) + 10
 
+        die_with_parent = _parent_death_signal()
+
         def set_limits() -> None:  # runs in the child between fork and exec
+            die_with_parent()
             resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
             resource.setrlimit(resource.RLIMIT_FSIZE, (fsize, fsize))
             resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu))
@@ -253,9 +312,3 @@ class Sandbox:
     def output_text(self) -> tuple[str, int]:
         with self.output.lock:
             return self.output.kept.decode("utf-8", "replace"), self.output.total
-
-    def __enter__(self) -> Sandbox:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.kill()

@@ -1,7 +1,7 @@
 """The process that runs a submission's code: started by the grader, never imported by it.
 
-``python -m exercise_grader.sandbox CMD_FD REPLY_FD`` reads one JSON command per line from
-CMD_FD and writes one JSON reply per line to REPLY_FD:
+``python -m exercise_grader.sandbox CMD_FD REPLY_FD WORKDIR PROTECTED READABLE`` reads one JSON
+command per line from CMD_FD and writes one JSON reply per line to REPLY_FD:
 
 - ``{"id": ..., "op": "cell", "code": ...}`` runs a notebook cell in an IPython shell (so magics
   work) and replies ``{"id", "status": "ok" | "error", "ename", "evalue"}``;
@@ -11,7 +11,8 @@ CMD_FD and writes one JSON reply per line to REPLY_FD:
 
 The grader, not this process, turns replies into scores. Before any learner code runs, an audit
 hook (PEP 578; it cannot be removed) refuses, with a message saying why: reading the protected
-paths (the master notebooks, the repository's history) or other processes' /proc entries,
+paths (the master notebooks, the repository's history), anything outside the workdir, the Python
+installation, the book's packages and the system's folders, or other processes' /proc entries,
 writing outside the submission's temporary folder, starting processes, sending signals, tracing
 or profiling hooks, native libraries, sockets, and, while a test runs, learner code reaching the
 test's frames. Each refusal is also reported to the grader. Time, memory and output limits are
@@ -94,8 +95,15 @@ _FRAME_ATTRIBUTES = {"tb_frame", "gi_frame", "cr_frame", "ag_frame"}
 _GC_INSPECTION = {"gc.get_referrers", "gc.get_referents", "gc.get_objects"}
 
 
-def install_audit_hook(workdir: str, protected: list[str], report_fd: int) -> dict:
+def install_audit_hook(
+    workdir: str, protected: list[str], report_fd: int, readable: list[str] | None = None
+) -> dict:
     """Refuse what a submission must not do; tell the grader about each refusal.
+
+    ``readable``, if given, lists the only places Python code may open or list besides the
+    workdir (the Python installation, the book's packages, the system's folders): a copy of a
+    master notebook anywhere else is out of reach of ``open`` too. Every comparison is between
+    resolved paths (``os.path.realpath``), so a path through a link is judged by where it leads.
 
     Returns the hook's state: the runner sets ``state["test_codes"]`` to the code objects of the
     test it is running, and while that is non-empty, learner code may not reach the test's frames
@@ -105,11 +113,15 @@ def install_audit_hook(workdir: str, protected: list[str], report_fd: int) -> di
     protected = [os.path.realpath(p) for p in protected if p]
     allowed_writes = (workdir, "/dev/null")
     own_proc = (f"/proc/{os.getpid()}", "/proc/self", "/proc/thread-self")
+    allowed_reads = None
+    if readable is not None:
+        allowed_reads = tuple({workdir, *own_proc, *(os.path.realpath(p) for p in readable)})
     trusted_code = tuple(
         {os.path.realpath(p) + "/" for p in (sys.prefix, sys.base_prefix, sys.exec_prefix)}
         | {os.path.dirname(os.path.realpath(__file__)) + "/"}
         | {os.path.dirname(os.path.realpath(m.__file__)) + "/" for m in _book_packages()}
     )
+    real_names: dict[str, str] = {}  # code file name -> resolved, looked up once each
     import inspect as _inspect
     import traceback as _traceback
 
@@ -148,7 +160,12 @@ def install_audit_hook(workdir: str, protected: list[str], report_fd: int) -> di
                 return False
             name = code.co_filename
             if name not in transparent:
-                return not name.startswith(trusted_code + ("<frozen ",))
+                if name.startswith("<"):  # <frozen ...> is the interpreter's; <ipython-...> not
+                    return not name.startswith("<frozen ")
+                real = real_names.get(name)
+                if real is None:
+                    real = real_names[name] = os.path.realpath(name)
+                return not real.startswith(trusted_code)
             frame = frame.f_back
         return False
 
@@ -165,11 +182,13 @@ def install_audit_hook(workdir: str, protected: list[str], report_fd: int) -> di
             )
             if inside(real, protected):
                 refuse("reading the grader's test files", real)
+            if writing and not inside(real, allowed_writes):
+                refuse("writing outside the submission's temporary folder", real)
+            if allowed_reads is not None and not inside(real, allowed_reads):
+                refuse("reading files outside the submission's folder and the libraries", real)
             if real.startswith("/proc/") and real.split("/")[2].isdigit():
                 if not inside(real, own_proc):
                     refuse("reading another process's memory or files", real)
-            if writing and not inside(real, allowed_writes):
-                refuse("writing outside the submission's temporary folder", real)
         elif event in _PATH_WRITES:
             for path in args[:2]:
                 real = resolve(path) if isinstance(path, (str, bytes, os.PathLike)) else None
@@ -179,6 +198,8 @@ def install_audit_hook(workdir: str, protected: list[str], report_fd: int) -> di
             real = resolve(args[0]) if args and args[0] is not None else None
             if real is not None and inside(real, protected):
                 refuse("reading the grader's test files", real)
+            if real is not None and allowed_reads is not None and not inside(real, allowed_reads):
+                refuse("reading files outside the submission's folder and the libraries", real)
         elif state["test_codes"]:
             inspecting = (
                 event in ("sys._getframe", "sys._current_frames")
@@ -223,7 +244,9 @@ def _test_line(err: BaseException, filename: str) -> str:
     return ""
 
 
-def main(cmd_fd: int, reply_fd: int, workdir: str, protected: list[str]) -> None:
+def main(
+    cmd_fd: int, reply_fd: int, workdir: str, protected: list[str], readable: list[str] | None
+) -> None:
     for name in PRELOAD:
         try:
             __import__(name)
@@ -251,7 +274,7 @@ def main(cmd_fd: int, reply_fd: int, workdir: str, protected: list[str]) -> None
     def reply(message: dict) -> None:
         write(reply_fd, (dumps(message) + "\n").encode())
 
-    guard = install_audit_hook(workdir, protected, reply_fd)
+    guard = install_audit_hook(workdir, protected, reply_fd, readable)
     reply({"id": "ready"})
 
     for line in commands:
@@ -295,4 +318,10 @@ def main(cmd_fd: int, reply_fd: int, workdir: str, protected: list[str]) -> None
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], json.loads(sys.argv[4]))
+    main(
+        int(sys.argv[1]),
+        int(sys.argv[2]),
+        sys.argv[3],
+        json.loads(sys.argv[4]),
+        json.loads(sys.argv[5]),
+    )

@@ -13,14 +13,17 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import nbformat
 import psutil
 import pytest
 
+import exercise_grader.grade
 from exercise_grader import build as build_mod
 from exercise_grader.grade import grade_notebook, grade_paths, read_notebook
+from exercise_grader.isolation import detect
 from exercise_grader.runner import GiB, Limits
 from exercise_grader.spec import SpecError, load_exercise, masters
 
@@ -102,6 +105,28 @@ def _master() -> nbformat.NotebookNode:
         "language": "python",
     }
     return nb
+
+
+#: The --isolation mode the command-line tests pass, set by the ``isolation`` fixture.
+MODE = {"mode": "require"}
+
+
+@pytest.fixture(params=["bubblewrap", "audit-hook"], autouse=True)
+def isolation(request, monkeypatch):
+    """Every test runs twice: with each submission in a bubblewrap sandbox (what Linux gets,
+    and CI, which installs bubblewrap), and with the audit hook alone (what macOS gets)."""
+    if request.param == "bubblewrap":
+        found = detect("auto")
+        if not found.isolated:
+            if sys.platform.startswith("linux"):
+                pytest.fail(f"these tests need bubblewrap on Linux: {found.reason}")
+            pytest.skip("bubblewrap isolates on Linux only")
+        MODE["mode"] = "require"
+    else:
+        found = detect("off")
+        MODE["mode"] = "off"
+    monkeypatch.setattr(exercise_grader.grade, "detect", lambda mode="auto": found)
+    return found
 
 
 @pytest.fixture(scope="module")
@@ -432,9 +457,11 @@ def test_saved_outputs_claiming_a_pass_are_reported(book, known, tmp_path):
 
 
 # -- a folder of mixed submissions, through the command line ------------------------------------
-def _cli(book, *args, cwd=None):
+def _cli(book, *args, cwd=None, python=sys.executable, env=None):
+    mode = ["--isolation", MODE["mode"]] if args[0] == "grade" else []
     return subprocess.run(
-        [sys.executable, "-m", "exercise_grader", *args, "--solutions", str(book / "solutions")],
+        [python, "-m", "exercise_grader", *args, *mode, "--solutions", str(book / "solutions")],
+        env=env,
         capture_output=True,
         text=True,
         cwd=cwd,
@@ -630,41 +657,178 @@ def test_answering_the_tests_itself_is_caught_by_the_control_checks(book, known,
     assert any("control check" in f for f in r.flags), r.flags
 
 
-def test_other_submissions_in_the_folder_are_out_of_reach(book, known, tmp_path):
-    path = submission(
-        book,
-        tmp_path,
-        extra=[
-            "import pathlib\n"
-            "for other in pathlib.Path(NOTEBOOK).parent.glob('*.ipynb'):\n"
-            "    try:\n"
-            "        other.read_text()\n"
-            "    except PermissionError:\n"
-            "        pass\n"
-        ],
+def test_other_submissions_in_the_folder_are_out_of_reach(book, known, tmp_path, isolation):
+    read = (
+        "import pathlib\nREAD = []\n"
+        "for other in pathlib.Path(NOTEBOOK).parent.glob('*.ipynb'):\n"
+        "    try:\n"
+        "        READ.append(other.read_text())\n"
+        "    except PermissionError:\n"
+        "        pass\n"
     )
+    # q1 scores only if the classmate's notebook could be read
+    q1 = "def double(x):\n    return 2 * x if READ else None"
+    path = submission(book, tmp_path, q1=q1, extra=[read])
     (path.parent / "classmate_ex90.ipynb").write_bytes(path.read_bytes())
     nb = read_notebook(path)
     nb.cells.insert(1, nbformat.v4.new_code_cell(f"NOTEBOOK = {str(path)!r}"))
     nbformat.write(nb, path)
     r = grade(path, known)
-    assert r.status == "violation" and scores(r) == {"q1": 2, "q2": 2}
-    assert any("classmate_ex90.ipynb" in p for p in r.problems)
+    assert scores(r) == {"q1": 0, "q2": 2}
+    if not isolation.isolated:  # refused by the hook; in bubblewrap the folder is not there
+        assert r.status == "violation"
+        assert any("reading files outside" in p and "submissions" in p for p in r.problems)
 
 
-def test_a_submission_beside_the_environment_still_runs(book, known, tmp_path):
-    # A learner may keep the notebook in the folder that also holds the venv and resnet_lib:
-    # protecting that whole folder would break every import.
-    import resnet_lib
+def _copy_runner(path: Path) -> str:
+    """A cell that reads a master notebook at ``path`` and runs its solution cells."""
+    return (
+        "import json\n"
+        "try:\n"
+        f"    copy = json.load(open({str(path)!r}))\n"
+        "except OSError:\n"
+        "    copy = {'cells': []}\n"
+        "for cell in copy['cells']:\n"
+        "    text = ''.join(cell['source'])\n"
+        "    if cell['cell_type'] == 'code' and 'BEGIN SOLUTION' in text:\n"
+        "        exec(text)\n"
+    )
 
-    repo = Path(resnet_lib.__file__).resolve().parents[1]
-    path = repo / f"{NAME}_grading_test_{os.getpid()}.ipynb"
+
+def test_a_copy_of_the_master_outside_the_repository_is_out_of_reach(
+    book, known, tmp_path, isolation
+):
+    # solutions/ is protected by name, but a copy can be anywhere: a backup, another clone, a
+    # private solutions folder. Without answers of its own, the submission runs the copy's.
+    backup = tmp_path / "backup" / "old_clone" / "solutions"
+    backup.mkdir(parents=True)
+    copy = backup / f"{NAME}.ipynb"
+    copy.write_bytes((book / "solutions" / f"{NAME}.ipynb").read_bytes())
+    # the copy works where nothing stops it: graded as the submission itself, it scores 4
+    assert grade(copy, known).total == 4
+    r = grade(submission(book, tmp_path, q1=None, q2=None, extra=[_copy_runner(copy)]), known)
+    assert r.total == 0 and r.status == "violation", (r.status, r.problems)
+    assert any("reading files outside" in p and "backup" in p for p in r.problems)
+
+
+def test_native_code_reading_files_needs_the_operating_system(book, known, tmp_path, isolation):
+    # torch.from_file opens the file in C: no audit event, so the hook cannot see it. Only the
+    # sandbox's own file system keeps the copy out of reach; this is why grading uses bubblewrap.
+    copy = tmp_path / "elsewhere" / f"{NAME}.ipynb"
+    copy.parent.mkdir()
+    copy.write_bytes((book / "solutions" / f"{NAME}.ipynb").read_bytes())
+    native = (
+        "import json, os, torch\n"
+        "try:\n"
+        f"    size = os.path.getsize({str(copy)!r})\n"
+        f"    raw = bytes(torch.from_file({str(copy)!r}, size=size, dtype=torch.uint8).tolist())\n"
+        "except Exception:\n"
+        "    raw = b'{\"cells\": []}'\n"
+        "for cell in json.loads(raw)['cells']:\n"
+        "    text = ''.join(cell['source'])\n"
+        "    if cell['cell_type'] == 'code' and 'BEGIN SOLUTION' in text:\n"
+        "        exec(text)\n"
+    )
+    r = grade(submission(book, tmp_path, q1=None, q2=None, extra=[native]), known)
+    if isolation.isolated:
+        assert r.total == 0 and r.status == "ok", r.problems
+    else:  # the audit hook's known limit, stated in exercise_grader/isolation.py
+        assert r.total == 4
+
+
+def test_the_home_folder_is_out_of_reach(book, known, tmp_path, isolation):
+    secret = Path.home() / f".grading-test-{os.getpid()}-{tmp_path.name}"
+    secret.write_text("the instructor's notes")
     try:
-        # sklearn is not imported before the sandbox's audit hook, so this reads the venv
-        path.write_bytes(
-            submission(book, tmp_path, before=["import sklearn.datasets"]).read_bytes()
+        peek = (
+            "import torch\nSEEN = []\n"
+            "for read in (lambda p: open(p).read(), lambda p: torch.from_file(p, size=22, dtype=torch.uint8)):\n"
+            "    try:\n"
+            f"        SEEN.append(read({str(secret)!r}))\n"
+            "    except Exception:\n"
+            "        pass\n"
         )
-        r = grade(path, known)
+        q1 = "def double(x):\n    return 2 * x if SEEN else None"
+        r = grade(submission(book, tmp_path, q1=q1, extra=[peek]), known)
     finally:
-        path.unlink(missing_ok=True)
-    assert r.status == "ok" and r.total == 4
+        secret.unlink()
+    if isolation.isolated:
+        assert scores(r) == {"q1": 0, "q2": 2}  # neither way finds the file
+    else:  # open is refused; torch's C reader is not (see the test above)
+        assert r.status == "violation" and any("reading files outside" in p for p in r.problems)
+        assert scores(r) == {"q1": 2, "q2": 2}
+
+
+def test_through_linked_paths_beside_the_environment(book, tmp_path):
+    # A learner's folder that holds the notebook and the virtual environment, reached through a
+    # link (as on macOS, where /tmp and /var are links); graded with the interpreter of that
+    # linked environment, from the linked folder. Every path the grader and the sandbox compare
+    # is resolved, so the installed packages stay trusted and the submission scores full marks
+    # (it also imports scikit-learn, which the sandbox does not load before its audit hook).
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / ".venv").symlink_to(Path(sys.prefix).resolve(), target_is_directory=True)
+    answer = submission(book, tmp_path, before=["import sklearn.datasets"])
+    (project / f"{NAME}.ipynb").write_bytes(answer.read_bytes())
+    linked = tmp_path / "linked"
+    linked.symlink_to(project, target_is_directory=True)
+    python = linked / ".venv" / "bin" / Path(sys.executable).name
+    out = tmp_path / "grades.csv"
+    cli = _cli(book, "grade", str(linked), "--csv", str(out), python=str(python), cwd=tmp_path)
+    assert cli.returncode == 0, cli.stderr[-2000:]
+    row = next(csv.DictReader(out.open()))
+    assert (row["status"], row["total"], row["message"]) == ("ok", "4", ""), row
+
+
+def test_required_isolation_without_bubblewrap_refuses_to_grade(book, tmp_path):
+    env = {**os.environ, "PATH": str(tmp_path)}  # no bwrap on this PATH
+    path = submission(book, tmp_path)
+    cmd = [sys.executable, "-m", "exercise_grader", "grade", str(path)]
+    cmd += ["--solutions", str(book / "solutions"), "--feedback", str(tmp_path / "fb")]
+    required = subprocess.run(
+        [*cmd, "--isolation", "require"], capture_output=True, text=True, env=env
+    )
+    assert required.returncode == 2
+    assert (
+        "isolation is required" in required.stderr
+        and "bubblewrap is not installed" in required.stderr
+    )
+    assert not (tmp_path / "fb").exists()  # nothing was graded
+    auto = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    assert auto.returncode == 0, auto.stderr[-2000:]
+    assert "isolation: audit hook only" in auto.stderr
+    feedback = (tmp_path / "fb" / f"{NAME}.feedback.md").read_text()
+    assert "Isolation: audit hook only, not isolated by the operating system" in feedback
+
+
+def test_windows_is_told_to_use_wsl(book, tmp_path, monkeypatch, capsys):
+    from exercise_grader.__main__ import main
+
+    monkeypatch.setattr(sys, "platform", "win32")
+    assert main(["grade", str(submission(book, tmp_path))]) == 2
+    assert "WSL" in capsys.readouterr().err
+
+
+def test_the_sandbox_dies_with_the_grader(book, tmp_path):
+    loop = "while True:\n    pass"
+    path = submission(book, tmp_path, extra=[loop])
+    cmd = [sys.executable, "-m", "exercise_grader", "grade", str(path), "--cell-timeout", "120"]
+    cmd += ["--isolation", MODE["mode"], "--solutions", str(book / "solutions")]
+    grader = psutil.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=tmp_path)
+    try:
+        sandboxes = []
+        for _ in range(600):  # until the sandbox runs the submission (at most 60 s)
+            sandboxes = [
+                p
+                for p in grader.children(recursive=True)
+                if "exercise_grader.sandbox" in " ".join(p.cmdline())
+            ]
+            if sandboxes:
+                break
+            time.sleep(0.1)
+        assert sandboxes, "the grader started no sandbox"
+    finally:
+        grader.kill()  # as an instructor's Ctrl-\ or an out-of-memory kill would
+        grader.wait(30)
+    gone, alive = psutil.wait_procs(sandboxes, timeout=20)
+    assert alive == [], [p.pid for p in alive]
