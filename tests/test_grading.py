@@ -832,3 +832,46 @@ def test_the_sandbox_dies_with_the_grader(book, tmp_path):
         grader.wait(30)
     gone, alive = psutil.wait_procs(sandboxes, timeout=20)
     assert alive == [], [p.pid for p in alive]
+
+
+def test_feedback_names_tests_and_cells_as_the_notebook_shows_them(book, known, tmp_path):
+    path = submission(book, tmp_path, q1="def double(x)\n    return 2 * x")
+    nb = read_notebook(path)
+    number = 1 + next(i for i, c in enumerate(nb.cells) if c.source.startswith("def double"))
+    r = grade(path, known)
+    assert r.cell_errors[0].startswith(
+        f"cell {number} (the code cell that starts `def double(x)`): SyntaxError"
+    ), r.cell_errors
+    from exercise_grader.report import feedback
+
+    text = feedback(r)
+    # grader.check prints "q1 - 1 result: ..." in the notebook; the feedback uses that label
+    assert "- q1 - 1 `test_double_int` (public, 1 pt): missing" in text, text
+    assert "- q2 - 2 `test_conv` (hidden, 1 pt): passed" in text, text
+
+
+def test_building_exercises_imports_neither_torch_nor_resnet_lib(book, tmp_path):
+    code = (
+        "import sys\nfrom exercise_grader.__main__ import main\n"
+        f"status = main(['build', '--solutions', {str(book / 'solutions')!r}, "
+        f"'--out', {str(tmp_path / 'out')!r}])\n"
+        "print(status, sorted(m for m in ('torch', 'resnet_lib') if m in sys.modules))"
+    )
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert run.stdout.strip().splitlines()[-1] == "0 []", run.stdout + run.stderr
+    assert (tmp_path / "out" / f"{NAME}.ipynb").exists()
+
+
+def test_the_old_module_path_forwards(book, tmp_path):
+    run = subprocess.run(
+        [sys.executable, "-m", "resnet_lib.grading", "build", "--check"]
+        + ["--solutions", str(book / "solutions"), "--out", str(book / "exercises")],
+        capture_output=True,
+        text=True,
+    )
+    assert run.returncode == 0 and "exercises/ is up to date" in run.stdout
+    assert "moved to `python -m exercise_grader`" in run.stderr
+    import exercise_grader
+    from resnet_lib.grading import uses_answer
+
+    assert uses_answer is exercise_grader.uses_answer
