@@ -3,9 +3,8 @@
 The audit hook in :mod:`exercise_grader.sandbox` refuses what Python code asks for, but native
 code does not ask (``numpy.fromfile`` reads any file without an audit event), so on its own it
 cannot keep a submission from finding a copy of a master notebook somewhere on the machine. On
-Linux the grader therefore starts each sandbox inside `bubblewrap <https://github.com/containers/
-bubblewrap>`_ (``bwrap``), the unprivileged sandbox behind Flatpak, packaged by every major
-distribution. It builds the submission a new, empty root file system from user namespaces,
+Linux the grader therefore starts each sandbox inside bubblewrap (``bwrap``), the unprivileged
+sandbox behind Flatpak, packaged by every major distribution. It builds the submission a new, empty root file system from user namespaces,
 without a setuid helper or a daemon, and mounts into it only what grading needs:
 
 - read-only: the system's programs and libraries (``/usr`` and the links into it), a few files of
