@@ -187,3 +187,73 @@ def lesion_study(model: nn.Module, evaluate_fn) -> list[tuple[str, float]]:
         finally:
             setattr(parent, child, block)
     return results
+
+
+@dataclass(frozen=True)
+class GateRow:
+    """The transform gates ``T(x)`` of one highway layer over a batch: all units, all examples."""
+
+    name: str
+    mean: float  # mean of T
+    near_zero: float  # share of the values T < tol: the unit carries its input
+    near_one: float  # share of the values T > 1 - tol: the unit transforms
+
+
+def gate_statistics(model: nn.Module, x: Tensor, tol: float = 0.1) -> list[GateRow]:
+    """The transform gate ``T = sigmoid(W_T x_l + b_T)`` of every gated highway layer of
+    ``model``, in forward order, when ``x`` runs through it (in eval mode, without gradients):
+    its mean over the batch and the units, and the shares of its values within ``tol`` of 0 and
+    of 1 (Srivastava et al. 2015 plot the same per layer). Layers without a gate are skipped."""
+    from .blocks import HighwayLayer
+
+    if not 0 < tol < 0.5:
+        raise ValueError(f"tol must be between 0 and 0.5; got {tol}")
+    rows: list[GateRow] = []
+    handles = []
+    for name, layer in model.named_modules():
+        if isinstance(layer, HighwayLayer) and layer.gate is not None:
+
+            def hook(mod: HighwayLayer, inputs, output, name: str = name) -> None:
+                t = torch.sigmoid(mod.gate(inputs[0]))
+                rows.append(
+                    GateRow(
+                        name,
+                        t.mean().item(),
+                        (t < tol).float().mean().item(),
+                        (t > 1 - tol).float().mean().item(),
+                    )
+                )
+
+            handles.append(layer.register_forward_hook(hook))
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+    return rows
+
+
+def highway_profile(model: nn.Module, x: Tensor, y: Tensor) -> tuple[np.ndarray, np.ndarray]:
+    """Through the layers of a :class:`~resnet_lib.models.HighwayNetwork` (or any model with
+    ``embed``, ``layers`` and ``fc``), for l = 1..L: how far the signal has moved from the
+    stack's input, ``||x_l - x_0|| / ||x_0||`` (per example, averaged over the batch), and the
+    gradient of the cross-entropy loss on ``(x, y)`` at ``x_l`` (:func:`per_example_norm`).
+    A stack that computes the identity gives distances 0 and equal gradients."""
+    x0 = model.embed(x)
+    outputs, h = [], x0
+    for layer in model.layers:
+        h = layer(h)
+        h.retain_grad()
+        outputs.append(h)
+    nn.functional.cross_entropy(model.fc(h), y).backward()
+    size = x0.detach().flatten(1).norm(dim=1)
+    distance = [
+        ((o.detach() - x0.detach()).flatten(1).norm(dim=1) / size).mean().item() for o in outputs
+    ]
+    grads = [per_example_norm(o.grad) for o in outputs]
+    model.zero_grad(set_to_none=True)
+    return np.array(distance), np.array(grads)

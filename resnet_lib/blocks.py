@@ -383,25 +383,46 @@ def _check_plain(residual: bool, downsample: nn.Module | None) -> None:
         raise ValueError("a plain block (residual=False) has no shortcut; pass downsample=None")
 
 
+HIGHWAY_KINDS = ("highway", "residual", "plain")
+
+
 class HighwayLayer(nn.Module):
     """A fully connected highway layer (Srivastava, Greff and Schmidhuber, 2015).
 
-    ``y = H(x) * T(x) + x * (1 - T(x))`` with the transform gate ``T(x) = sigmoid(W_T x + b_T)``
-    and the carry gate ``C = 1 - T``. ``b_T`` starts negative (the paper used -1 to -3), so the
-    layer initially carries its input through, which lets very deep highway networks train.
+    ``y = H(x) * T(x) + x * (1 - T(x))`` with ``H(x) = ReLU(W_H x + b_H)``, the transform gate
+    ``T(x) = sigmoid(W_T x + b_T)`` and the carry gate ``C = 1 - T``. ``b_T`` starts at
+    ``gate_bias``, negative (the papers suggest -1 to -3), so the layer initially carries its
+    input through, which lets very deep highway networks train.
+
+    ``kind="residual"`` and ``kind="plain"`` build its twins with the same parameters and no
+    gate: two linear layers ``F(x) = W_2 ReLU(W_1 x + b_1) + b_2`` (in ``transform``) and
+    ``y = ReLU(x + F(x))``, the original residual block of He et al. (2016a) without batch
+    normalisation, or ``y = ReLU(F(x))``, its plain twin.
     """
 
-    def __init__(self, features: int, gate_bias: float = -2.0) -> None:
+    def __init__(self, features: int, gate_bias: float = -2.0, *, kind: str = "highway") -> None:
         super().__init__()
+        if kind not in HIGHWAY_KINDS:
+            raise ValueError(f"kind must be one of {', '.join(HIGHWAY_KINDS)}; got {kind!r}")
+        self.kind = kind
         self.gate_bias = gate_bias
-        self.transform = nn.Linear(features, features)  # H
-        self.gate = nn.Linear(features, features)  # T
-        nn.init.constant_(self.gate.bias, gate_bias)
+        self.gate: nn.Linear | None = None
+        if kind == "highway":
+            self.transform: nn.Module = nn.Linear(features, features)  # H
+            self.gate = nn.Linear(features, features)  # T
+            nn.init.constant_(self.gate.bias, gate_bias)
+        else:  # F: the same number of weights as H and T together
+            self.transform = nn.Sequential(
+                nn.Linear(features, features), nn.ReLU(), nn.Linear(features, features)
+            )
 
     def forward(self, x: Tensor) -> Tensor:
-        h = torch.relu(self.transform(x))
-        t = torch.sigmoid(self.gate(x))
-        return h * t + x * (1 - t)
+        if self.kind == "highway":
+            h = torch.relu(self.transform(x))  # H(x)
+            t = torch.sigmoid(self.gate(x))  # T(x); the carry gate is C(x) = 1 - T(x)
+            return h * t + x * (1 - t)
+        f = self.transform(x)  # F(x) = W_2 ReLU(W_1 x + b_1) + b_2
+        return torch.relu(x + f) if self.kind == "residual" else torch.relu(f)
 
 
 class DenseLayer(nn.Module):

@@ -674,6 +674,261 @@ def unraveled(blocks: int = 3) -> Diagram:
     )
 
 
+def _mul(ax: Axes, x: float, y: float, r: float = 0.15) -> None:
+    """An element-wise multiplication (a gate applied to a signal)."""
+    ax.add_patch(Circle((x, y), r, facecolor="white", edgecolor=INK, lw=1.2, zorder=2))
+    d = r * 0.45
+    ax.plot([x - d, x + d], [y - d, y + d], color=INK, lw=1.2, zorder=3)
+    ax.plot([x - d, x + d], [y + d, y - d], color=INK, lw=1.2, zorder=3)
+
+
+def highway_vs_residual() -> Diagram:
+    """A highway layer (Srivastava et al., 2015) next to the residual block of He et al. (2016a):
+    a learned gate T splits each unit between the transform H and the carried input, where the
+    residual block adds its input back with a fixed factor of one."""
+    fig, ax = _canvas(7.6, 4.9)
+    y_in, y_split, y_box, y_mul, y_add = 4.15, 3.85, 3.25, 2.0, 1.15
+    # Highway layer: x -> H and T; T gates H, 1 - T gates the carried x; the two are added.
+    xh, xt, xc = 0.75, 2.2, 3.55
+    _label(ax, xt, 4.65, "highway layer", weight="bold")
+    _label(ax, xt, y_in, "x", style="italic", size=FONT + 1)
+    _dot(ax, xt, y_split)
+    ax.plot([xh, xt], [y_split, y_split], color=INK, lw=1.2, zorder=1)
+    ax.plot([xt, xc], [y_split, y_split], color=SHORTCUT, lw=1.6, zorder=1)
+    ax.plot([xt, xt], [y_in - 0.12, y_split], color=INK, lw=1.2, zorder=1)
+    _arrow(ax, (xh, y_split), (xh, y_box + 0.2))
+    _arrow(ax, (xt, y_split), (xt, y_box + 0.2))
+    small = dict(h=0.46, size=FONT - 2.5)
+    _box(ax, xh, y_box, "transform\n$H = \\mathrm{ReLU}(W_H x + b_H)$", "conv", w=1.35, **small)
+    _box(ax, xt, y_box, "transform gate\n$T = \\sigma(W_T x + b_T)$", "pool", w=1.3, **small)
+    _box(ax, 2.95, 2.55, "carry gate\n$C = 1 - T$", "pool", w=0.85, h=0.42, size=FONT - 2.5)
+    _arrow(ax, (xh, y_box - 0.23), (xh, y_mul + 0.15))
+    _arrow(ax, (xt - 0.15, y_box - 0.23), (xh + 0.12, y_mul + 0.09))
+    _label(ax, 1.6, 2.3, "T", style="italic", size=FONT - 1)
+    _arrow(ax, (xt + 0.2, y_box - 0.23), (2.8, 2.76))
+    _arrow(ax, (3.15, 2.34), (xc - 0.12, y_mul + 0.09))
+    _arrow(ax, (xc, y_split), (xc, y_mul + 0.15), color=SHORTCUT, lw=1.6)
+    _label(ax, xc + 0.1, 3.4, "x\ncarried", color=SHORTCUT, style="italic", ha="left")
+    _mul(ax, xh, y_mul)
+    _mul(ax, xc, y_mul)
+    _path(ax, [(xh, y_mul - 0.15), (xh, y_add), (xt - 0.15, y_add)])
+    _path(ax, [(xc, y_mul - 0.15), (xc, y_add), (xt + 0.15, y_add)], color=SHORTCUT, lw=1.6)
+    _label(ax, xh - 0.1, 1.55, "H(x)·T(x)", style="italic", ha="right", size=FONT - 1)
+    _label(ax, xc + 0.1, 1.55, "x·C(x)", style="italic", ha="left", size=FONT - 1)
+    _add(ax, xt, y_add)
+    _arrow(ax, (xt, y_add - 0.15), (xt, 0.6))
+    _label(ax, xt, 0.45, "y = H(x)·T(x) + x·(1 − T(x))", style="italic", size=FONT)
+    # Residual block: x -> weight, ReLU, weight = F(x); (+) with the identity; ReLU.
+    xr = 5.9
+    _label(ax, xr, 4.65, "residual block", weight="bold")
+    _label(ax, xr, y_in, "x", style="italic", size=FONT + 1)
+    _dot(ax, xr, y_split)
+    ax.plot([xr, xr], [y_in - 0.12, y_split], color=INK, lw=1.2, zorder=1)
+    ys = (3.25, 2.7, 2.15)
+    _arrow(ax, (xr, y_split), (xr, ys[0] + 0.18))
+    for y, (text, kind) in zip(
+        ys, [("weight layer", "conv"), ("ReLU", "relu"), ("weight layer", "conv")], strict=True
+    ):
+        _box(ax, xr, y, text, kind, w=1.3)
+    for a, b in zip(ys[:-1], ys[1:], strict=True):
+        _arrow(ax, (xr, a - 0.18), (xr, b + 0.18))
+    y_radd = 1.55
+    _arrow(ax, (xr, ys[-1] - 0.18), (xr, y_radd + 0.15))
+    _label(ax, xr - 0.2, 1.8, "F(x)", style="italic", ha="right")
+    _add(ax, xr, y_radd)
+    _path(
+        ax,
+        [(xr, y_split), (xr + 1.15, y_split), (xr + 1.15, y_radd), (xr + 0.15, y_radd)],
+        color=SHORTCUT,
+        lw=1.6,
+    )
+    _label(ax, xr + 1.25, 2.7, "x\nidentity\n(factor 1)", color=SHORTCUT, style="italic", ha="left")
+    _arrow(ax, (xr, y_radd - 0.15), (xr, 1.0 + 0.18))
+    _box(ax, xr, 1.0, "ReLU", "relu", w=1.3)
+    _arrow(ax, (xr, 1.0 - 0.18), (xr, 0.6))
+    _label(ax, xr, 0.45, "y = ReLU(F(x) + x)", style="italic", size=FONT)
+    _label(
+        ax,
+        3.8,
+        0.05,
+        "a sigmoid gate never reaches T = 0 or 1, so the highway layer always scales x by C < 1;"
+        "\nthe residual block carries x with no parameters and never closes the path",
+        size=FONT - 2,
+        color=MUTED,
+    )
+    ax.set_ylim(-0.2, 4.9)
+    return show(
+        fig,
+        alt=(
+            "Two diagrams side by side. Left, a highway layer (Srivastava et al., 2015): the input x "
+            "feeds three paths. The transform H(x) = ReLU(W_H x + b_H); the transform gate "
+            "T(x) = σ(W_T x + b_T), a sigmoid with values between 0 and 1, which multiplies H(x); "
+            "and the carried input x, multiplied by the carry gate C(x) = 1 − T(x). The two "
+            "products are added: y = H(x)·T(x) + x·(1 − T(x)). Right, the residual block of He et "
+            "al. (2016): x goes through a weight layer, ReLU and a weight layer, giving F(x); an "
+            "identity shortcut carries x around them with a fixed factor of 1 and no parameters "
+            "to an addition node, and ReLU follows: y = ReLU(F(x) + x). A note below says that a "
+            "sigmoid gate never reaches exactly 0 or 1, so the highway layer always scales x by a "
+            "carry factor below 1, while the residual block never closes its identity path."
+        ),
+    )
+
+
+#: The ImageNet ResNets of He et al. (2016a), Table 1: blocks per stage, and the block.
+IMAGENET_LAYOUTS = {
+    18: ("basic", (2, 2, 2, 2)),
+    34: ("basic", (3, 4, 6, 3)),
+    50: ("bottleneck", (3, 4, 6, 3)),
+    101: ("bottleneck", (3, 4, 23, 3)),
+    152: ("bottleneck", (3, 8, 36, 3)),
+}
+
+
+def imagenet_stages() -> Diagram:
+    """The five ImageNet ResNets of He et al. (2016a, Table 1) on one layout: the stem, four
+    stages that halve the resolution and double the channels, pooling and the classifier; below
+    it, how many blocks each network puts in each stage, and of which kind."""
+    fig, ax = _canvas(9.4, 4.5)
+    y, h = 3.85, 0.62
+    _label(ax, 0.42, y, "image\n3×224×224", size=FONT - 1.5)
+    columns = [(1.45, 0.95, "7×7 conv\n64, /2", "conv", "112×112")]
+    columns.append((2.55, 0.85, "3×3 max\npool, /2", "pool", "56×56"))
+    for s, (channels, size) in enumerate(((64, 56), (128, 28), (256, 14), (512, 7))):
+        down = ", /2" if s else ""
+        text = f"stage {s + 1}\n{channels} or {4 * channels} ch."
+        columns.append((3.8 + 1.2 * s, 1.08, text, "plain", f"{size}×{size}{down}"))
+    columns.append((8.75, 0.9, "avg pool\nfc, 1000", "fc", "1×1"))
+    previous = 0.8
+    for x, w, text, kind, note in columns:
+        _arrow(ax, (previous, y), (x - w / 2, y))
+        _box(ax, x, y, text, kind, w=w, h=h, size=FONT - 1.5)
+        _label(ax, x, y - h / 2 - 0.17, note, size=FONT - 2, color=MUTED)
+        previous = x + w / 2
+    ax.plot([0.1, 9.3], [3.12, 3.12], color=MUTED, lw=0.6, ls=":")
+    _label(ax, 0.1, 2.88, "blocks per stage", ha="left", weight="bold", size=FONT - 1)
+    _label(ax, 2.0, 2.88, "block", weight="bold", size=FONT - 1)
+    _label(ax, 8.75, 2.88, "layers", weight="bold", size=FONT - 1)
+    for r, (depth, (kind, blocks)) in enumerate(IMAGENET_LAYOUTS.items()):
+        yr = 2.52 - 0.37 * r
+        _label(ax, 0.1, yr, f"ResNet-{depth}", ha="left", size=FONT - 1)
+        _label(ax, 2.0, yr, kind, size=FONT - 1.5, style="italic")
+        for s, n in enumerate(blocks):
+            fill = "conv" if kind == "basic" else "proj"
+            _box(ax, 3.8 + 1.2 * s, yr, f"× {n}", fill, w=0.62, h=0.28, size=FONT - 1.5)
+        convs = (2 if kind == "basic" else 3) * sum(blocks)
+        _label(ax, 8.75, yr, f"1 + {convs} + 1 = {depth}", size=FONT - 2)
+    _label(
+        ax,
+        4.7,
+        0.42,
+        "basic block: 3×3 conv, c → 3×3 conv, c (out: c);   bottleneck: 1×1 conv, c → 3×3 conv, c "
+        "→ 1×1 conv, 4c (out: 4c)\nc = 64, 128, 256, 512 in stages 1-4;  /2: stride 2, in the "
+        "first block of stages 2-4 (torchvision: in a bottleneck's 3×3 conv)",
+        size=FONT - 2,
+        color=MUTED,
+    )
+    ax.set_ylim(0.15, 4.5)
+    rows = "; ".join(
+        f"ResNet-{d}, {kind} blocks {' + '.join(map(str, b))}"
+        for d, (kind, b) in IMAGENET_LAYOUTS.items()
+    )
+    return show(
+        fig,
+        alt=(
+            "The ImageNet ResNets of He et al. (2016a, Table 1), left to right: a 224×224 colour "
+            "image, a 7×7 convolution with 64 channels and stride 2 (112×112), a 3×3 max pool with "
+            "stride 2 (56×56), then four stages at 56×56, 28×28, 14×14 and 7×7 with 64, 128, 256 "
+            "and 512 channels (four times as many at the output of bottleneck blocks), each after "
+            "the first starting with a stride-2 block; then global average pooling and a "
+            f"1000-way fully connected layer. Blocks per stage: {rows}. Depth counts the stem "
+            "convolution, two layers per basic block or three per bottleneck, and the fully "
+            "connected layer."
+        ),
+    )
+
+
+def original_vs_preact() -> Diagram:
+    """The original residual block (He et al. 2016a) next to the pre-activation block of He et
+    al. (2016b, Fig. 1 and 4(e)): BN and ReLU move in front of each weight layer, and nothing
+    follows the addition."""
+    fig, ax = _canvas(7.2, 5.6)
+    top, step = 4.75, 0.5
+    original = [
+        ("weight", "conv"),
+        ("BN", "plain"),
+        ("ReLU", "relu"),
+        ("weight", "conv"),
+        ("BN", "plain"),
+    ]
+    preact = [
+        ("BN", "plain"),
+        ("ReLU", "relu"),
+        ("weight", "conv"),
+        ("BN", "plain"),
+        ("ReLU", "relu"),
+        ("weight", "conv"),
+    ]
+    bottom = top - 0.45 - step * len(preact)  # both additions on one line
+    y_add = bottom - 0.3
+    for x, layers, title, after in (
+        (1.75, original, "(a) original (He et al. 2016a)", True),
+        (5.35, preact, "(b) pre-activation (He et al. 2016b)", False),
+    ):
+        _label(ax, x, 5.4, title, weight="bold")
+        _label(ax, x, top + 0.22, "xₗ", style="italic", size=FONT + 1)
+        _dot(ax, x, top)
+        ys = [top - 0.45 - step * i for i in range(len(layers))]
+        _arrow(ax, (x, top + 0.08), (x, ys[0] + 0.17))
+        for yb, (text, kind) in zip(ys, layers, strict=True):
+            _box(ax, x, yb, text, kind, w=1.3, h=0.34)
+        for a, b in zip(ys[:-1], ys[1:], strict=True):
+            _arrow(ax, (x, a - 0.17), (x, b + 0.17))
+        _arrow(ax, (x, ys[-1] - 0.17), (x, y_add + 0.15))
+        _add(ax, x, y_add)
+        _path(
+            ax,
+            [(x, top), (x + 1.15, top), (x + 1.15, y_add), (x + 0.15, y_add)],
+            color=SHORTCUT,
+            lw=1.6,
+        )
+        _label(
+            ax, x + 1.25, (top + y_add) / 2, "identity", color=SHORTCUT, ha="left", style="italic"
+        )
+        if after:
+            y_relu = y_add - 0.55
+            _arrow(ax, (x, y_add - 0.15), (x, y_relu + 0.17))
+            _box(ax, x, y_relu, "ReLU", "relu", w=1.3, h=0.34)
+            _label(
+                ax,
+                x + 0.8,
+                y_relu,
+                "on the shortcut's\npath too",
+                size=FONT - 2,
+                color=MUTED,
+                ha="left",
+            )
+            end = y_relu - 0.17
+            formula = "xₗ₊₁ = ReLU(xₗ + F(xₗ))"
+        else:
+            end = y_add - 0.15
+            formula = "xₗ₊₁ = xₗ + F(xₗ)"
+        _arrow(ax, (x, end), (x, bottom - 1.25))
+        _label(ax, x, bottom - 1.42, formula, style="italic", size=FONT + 0.5)
+    ax.set_ylim(bottom - 1.65, 5.6)
+    return show(
+        fig,
+        alt=(
+            "Two residual blocks side by side. (a) The original block of He et al. (2016a): x_l "
+            "goes through a weight layer, BN, ReLU, a weight layer and BN, giving F(x_l); the "
+            "identity shortcut adds x_l, and a ReLU after the addition acts on the sum, so on "
+            "the shortcut's path too: x_(l+1) = ReLU(x_l + F(x_l)). (b) The pre-activation block "
+            "of He et al. (2016b): BN and ReLU come before each of the two weight layers, and "
+            "nothing follows the addition: x_(l+1) = x_l + F(x_l), so the identity shortcut "
+            "passes x_l on unchanged."
+        ),
+    )
+
+
 def _sub(i: int) -> str:
     return str(i).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 

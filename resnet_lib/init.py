@@ -47,7 +47,9 @@ def initialize(
             nn.init.ones_(m.weight)
             nn.init.zeros_(m.bias)
     for m in model.modules():
-        if isinstance(m, HighwayLayer):  # the gate's negative bias is part of the architecture
+        # the gate's negative bias is part of the architecture (its residual and plain twins
+        # have no gate)
+        if isinstance(m, HighwayLayer) and m.gate is not None:
             nn.init.constant_(m.gate.bias, m.gate_bias)
     if zero_init_residual:
         zero_init_last(model)

@@ -445,7 +445,9 @@ def wide_resnet(
 class HighwayNetwork(nn.Module):
     """A fully connected highway network (Srivastava et al., 2015): a linear layer from
     ``in_features`` to ``width``, ``depth`` highway layers, and a linear classifier. Inputs are
-    flattened first."""
+    flattened first. ``kind="residual"`` or ``"plain"`` builds its residual or plain twin, with
+    the same depth, width and parameters and no gates (see
+    :class:`~resnet_lib.blocks.HighwayLayer`)."""
 
     def __init__(
         self,
@@ -455,10 +457,13 @@ class HighwayNetwork(nn.Module):
         width: int,
         num_classes: int = 10,
         gate_bias: float = -2.0,
+        kind: str = "highway",
     ) -> None:
         super().__init__()
         self.embed = nn.Sequential(nn.Flatten(), nn.Linear(in_features, width), nn.ReLU())
-        self.layers = nn.Sequential(*[HighwayLayer(width, gate_bias) for _ in range(depth)])
+        self.layers = nn.Sequential(
+            *[HighwayLayer(width, gate_bias, kind=kind) for _ in range(depth)]
+        )
         self.fc = nn.Linear(width, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:

@@ -12,10 +12,12 @@ linear warm-up then cosine decay (the quick profile), or step decay by 10x at fi
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import multiprocessing
 import pickle
+import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -26,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 
 from . import data as data_lib
+from .efficiency import count_parameters
 from .models import cifar_resnet
 from .profiles import (
     PROFILES,
@@ -292,6 +295,90 @@ def compare(
         bar.update(1)
     bar.close()
     return results
+
+
+@dataclass(frozen=True)
+class SweepRow:
+    """One trained network of :func:`depth_sweep`: the last epoch's measurements of one seed."""
+
+    name: str  # "ResNet-56": the family and the depth
+    family: str
+    depth: int
+    seed: int
+    parameters: int
+    train_loss: float  # NaN where the run diverged (or the training set was not measured)
+    train_err: float  # 1 - training accuracy
+    test_err: float  # 1 - test accuracy
+    seconds_per_epoch: float  # median over the epochs, evaluations included
+    diverged: bool
+    history: History
+
+
+def depth_sweep(
+    depths: Sequence[int] | Mapping[str, Sequence[int]],
+    families: Mapping[str, Callable[[int], nn.Module]],
+    data: data_lib.DataSplits,
+    config: TrainConfig,
+    seeds: Sequence[int] = (0,),
+    device: torch.device | str | None = None,
+    **compare_kwargs,
+) -> list[SweepRow]:
+    """Train each family of networks at each depth with one recipe and budget: one call of
+    :func:`compare` (so one progress bar, and one pool of worker processes on a CPU) for all.
+
+    ``families[family](depth)`` builds a network, e.g. ``{"plain":
+    functools.partial(rl.cifar_resnet, residual=False, widths=(8, 16, 32))}``; for worker
+    processes the builders must be picklable (``functools.partial``, not a lambda). ``depths``
+    applies to every family, or maps each family to its own depths. The remaining keyword
+    arguments go to :func:`compare` (``processes``, ``diverged``, ``progress``).
+
+    Returns a :class:`SweepRow` per network and seed, in the order of ``families``, then
+    ``depths``, then ``seeds``."""
+    if not families:
+        raise ValueError("families is empty: give at least one {name: builder(depth)}")
+    if isinstance(depths, Mapping):
+        missing = [family for family in families if family not in depths]
+        if missing:
+            raise ValueError(f"depths gives no depths for {missing}; it has {list(depths)}")
+        per_family = {family: tuple(depths[family]) for family in families}
+    else:
+        per_family = {family: tuple(depths) for family in families}
+    builders = {
+        f"{family}-{depth}": functools.partial(families[family], depth)
+        for family in families
+        for depth in per_family[family]
+    }
+    runs = compare(builders, data, config, seeds, device, **compare_kwargs)
+    rows = []
+    for family, family_depths in per_family.items():
+        for depth in family_depths:
+            name = f"{family}-{depth}"
+            with torch.device("meta"):  # only the shapes: no weights allocated or initialised
+                parameters = count_parameters(builders[name]())
+            for seed, history in zip(seeds, runs[name], strict=True):
+                rows.append(_sweep_row(name, family, depth, seed, parameters, history))
+    return rows
+
+
+def _sweep_row(
+    name: str, family: str, depth: int, seed: int, parameters: int, history: History
+) -> SweepRow:
+    def last(values: list[float]) -> float:
+        return math.nan if history.diverged or not values else values[-1]
+
+    return SweepRow(
+        name=name,
+        family=family,
+        depth=depth,
+        seed=seed,
+        parameters=parameters,
+        train_loss=last(history.train_loss),
+        train_err=1 - last(history.train_acc),
+        test_err=1 - last(history.test_acc),
+        seconds_per_epoch=statistics.median(history.seconds) if history.seconds else math.nan,
+        diverged=history.diverged,
+        history=history,
+    )
 
 
 def train_run(

@@ -211,3 +211,88 @@ def test_the_book_renders_the_html_with_its_alt_text():
     priority = render.get_mime_priority("html", overrides)
     bundle = _render("basic_vs_bottleneck")._repr_mimebundle_()
     assert next(m for m in priority if m in bundle) == "text/html"
+
+
+# ------------------------------------------------------------ Chapter 5: highway networks
+
+HIGHWAY_WORDS = [
+    "highway layer",
+    "transform gate",
+    "carry gate",
+    "1 − T(x)",
+    "identity shortcut",
+    "F(x) + x",
+    "never reaches exactly 0 or 1",
+]
+
+
+def test_highway_vs_residual_renders_a_png_with_content():
+    test_diagram_renders_a_png_with_content("highway_vs_residual")
+
+
+def test_highway_vs_residual_alt_text_names_what_it_shows():
+    test_diagram_alt_text_names_what_it_shows("highway_vs_residual", HIGHWAY_WORDS)
+
+
+def test_highway_vs_residual_draws_both_diagrams():
+    """Ink in the left and in the right half: the highway layer and the residual block."""
+    rgb = _pixels(_render("highway_vs_residual").png)
+    ink = rgb.min(axis=2) < 200
+    half = ink.shape[1] // 2
+    assert ink[:, :half].mean() > 0.02 and ink[:, half:].mean() > 0.02
+
+
+# ------------------------------------------------------------ Chapter 6: the ResNet family
+
+FAMILY_WORDS = {
+    "imagenet_stages": [
+        "Table 1",
+        "7×7 convolution",
+        "max pool",
+        "56×56",
+        "7×7 with 64, 128, 256 and 512 channels",
+        "ResNet-18, basic blocks 2 + 2 + 2 + 2",
+        "ResNet-152, bottleneck blocks 3 + 8 + 36 + 3",
+        "1000-way",
+    ],
+    "original_vs_preact": [
+        "original",
+        "pre-activation",
+        "ReLU after the addition",
+        "x_(l+1) = ReLU(x_l + F(x_l))",
+        "x_(l+1) = x_l + F(x_l)",
+        "nothing follows the addition",
+    ],
+}
+
+
+@pytest.mark.parametrize("name", FAMILY_WORDS)
+def test_family_diagrams_render_a_png_with_content(name):
+    test_diagram_renders_a_png_with_content(name)
+
+
+@pytest.mark.parametrize("name, words", FAMILY_WORDS.items())
+def test_family_diagrams_alt_text_names_what_it_shows(name, words):
+    test_diagram_alt_text_names_what_it_shows(name, words)
+
+
+@pytest.mark.parametrize("depth", figures.IMAGENET_LAYOUTS)
+def test_imagenet_layouts_are_the_models(depth):
+    """The diagram's table against the networks themselves (built on the meta device)."""
+    import torch
+
+    import resnet_lib as rl
+
+    kind, blocks = figures.IMAGENET_LAYOUTS[depth]
+    with torch.device("meta"):
+        model = getattr(rl, f"resnet{depth}")()
+    stages = [model.layer1, model.layer2, model.layer3, model.layer4]
+    assert tuple(len(stage) for stage in stages) == blocks
+    block = {"basic": rl.BasicBlock, "bottleneck": rl.Bottleneck}[kind]
+    assert all(type(b) is block for stage in stages for b in stage)
+    layers = sum(
+        isinstance(m, torch.nn.Conv2d | torch.nn.Linear)
+        for name, m in model.named_modules()
+        if "downsample" not in name
+    )
+    assert layers == depth == 2 + (2 if kind == "basic" else 3) * sum(blocks)
