@@ -172,3 +172,36 @@ def gradient_by_path_length(
             ]
         )
     return result
+
+
+@torch.no_grad()
+def open_identity_path(model: nn.Module, x: Tensor) -> dict[str, list[float]]:
+    """How much of the identity path survives the ReLU after each addition (He et al. 2016b,
+    Sec. 4): for each stage of original (post-activation) blocks, the share of units (over the
+    batch, channels and pixels) where the path from the stage's first block through the next
+    k = 1, 2, ... blocks is still open, every ReLU on the way having let it through (its input
+    was positive). The first block of a stage, which changes the shape, is left out.
+    Pre-activation blocks have no ReLU after the addition: they contribute nothing here, their
+    path is open everywhere."""
+    from .blocks import BasicBlock, Bottleneck
+
+    still_open: dict[str, Tensor] = {}
+    shares: dict[str, list[float]] = {}
+    handles = []
+    for name, block in blocks_of(model):
+        stage, index = name.split(".")
+        if index == "0" or not isinstance(block, BasicBlock | Bottleneck):
+            continue
+
+        def record(module, inputs, output, stage=stage):
+            passed = output > 0  # the ReLU's derivative: 1 where its input was positive
+            still_open[stage] = passed & still_open[stage] if stage in still_open else passed
+            shares.setdefault(stage, []).append(still_open[stage].float().mean().item())
+
+        handles.append(block.register_forward_hook(record))
+    try:
+        model(x)
+    finally:
+        for handle in handles:
+            handle.remove()
+    return shares

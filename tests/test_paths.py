@@ -219,3 +219,45 @@ def test_paths_need_residual_blocks():
         path_gradient(plain, x, y, [True] * 3)
     with pytest.raises(ValueError):
         path_gradient(rl.cifar_resnet(8, widths=(2, 2, 2), in_channels=1), x, y, [True])
+
+
+def _stage_outputs(model, x):
+    """Each block's output, by a hand-run forward pass through the stages (no hooks)."""
+    out = model.relu(model.bn1(model.conv1(x)))
+    outputs = {}
+    for stage in ("layer1", "layer2", "layer3"):
+        for index, block in enumerate(getattr(model, stage)):
+            out = block(out)
+            outputs[stage, index] = out
+    return outputs
+
+
+def test_open_identity_path_matches_a_hand_run_product_of_relu_masks():
+    torch.manual_seed(0)
+    model = rl.cifar_resnet(20, num_classes=10, widths=(4, 8, 16)).eval()
+    x = torch.randn(3, 3, 16, 16)
+    shares = rl.paths.open_identity_path(model, x)
+    outputs = _stage_outputs(model, x)
+    assert sorted(shares) == ["layer1", "layer2", "layer3"]
+    for stage in shares:
+        mask, expected = None, []
+        for index in range(1, 3):  # blocks 1 and 2 of 3: the first one is left out
+            passed = outputs[stage, index] > 0
+            mask = passed if mask is None else mask & passed
+            expected.append(mask.float().mean().item())
+        assert shares[stage] == pytest.approx(expected)
+        assert shares[stage][1] <= shares[stage][0] < 1  # a product of masks only shrinks
+
+
+def test_open_identity_path_is_closed_by_a_block_whose_output_is_never_positive():
+    model = rl.cifar_resnet(20, num_classes=10, widths=(4, 8, 16)).eval()
+    block = model.layer2[1]
+    with torch.no_grad():  # a huge negative BN shift after the addition's branch: ReLU kills all
+        block.bn2.bias.fill_(-1e6)
+    shares = rl.paths.open_identity_path(model, torch.randn(2, 3, 16, 16))
+    assert shares["layer2"] == [0.0, 0.0] and shares["layer1"][0] > 0
+
+
+def test_pre_activation_blocks_have_no_relu_to_close_the_path():
+    model = rl.preact_resnet(20, num_classes=10, widths=(4, 8, 16))
+    assert rl.paths.open_identity_path(model, torch.randn(2, 3, 16, 16)) == {}
