@@ -22,6 +22,21 @@ class ShapeRow:
     parameters: int
 
 
+def _observe(model: nn.Module, x: Tensor, handles: list) -> None:
+    """One forward pass of ``x`` for the forward hooks in ``handles`` to record, in eval mode
+    (BatchNorm in training mode would update its running statistics) and without gradients;
+    afterwards the hooks are removed and the model's mode is restored."""
+    was_training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        model.train(was_training)
+        for h in handles:
+            h.remove()
+
+
 def trace_shapes(model: nn.Module, x: Tensor, depth: int = 1) -> list[ShapeRow]:
     """Run ``x`` through ``model`` and record the output shape of every submodule ``depth``
     levels down (``depth=1``: conv1, bn1, ..., layer1, ..., fc), in the order they ran."""
@@ -36,15 +51,7 @@ def trace_shapes(model: nn.Module, x: Tensor, depth: int = 1) -> list[ShapeRow]:
                 )
 
             handles.append(module.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()  # BatchNorm in training mode would update its running statistics
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    _observe(model, x, handles)
     return rows
 
 
@@ -225,15 +232,7 @@ def gate_statistics(model: nn.Module, x: Tensor, tol: float = 0.1) -> list[GateR
                 )
 
             handles.append(layer.register_forward_hook(hook))
-    was_training = model.training
-    model.eval()
-    try:
-        with torch.no_grad():
-            model(x)
-    finally:
-        model.train(was_training)
-        for h in handles:
-            h.remove()
+    _observe(model, x, handles)
     return rows
 
 
