@@ -5,21 +5,21 @@ rather than copying it. Use it as ``import resnet_lib as rl``.
 
 ``__all__`` holds what is exported here: the topic modules, each an attribute of the package
 (``rl.paths.path_sums``, ``rl.data.for_profile``): analysis, blocks, data, efficiency, figures,
-identity, init, models, notebook, paths, plotting, profiles, train; and, from these modules, the
+identity, init, models, notebook, paths, plotting, profiles, theory, train; and, from these modules, the
 names the chapters use most (``rl.cifar_resnet(20, residual=False)``):
 
 - blocks: conv3x3, conv1x1, ShortcutA, projection, make_shortcut, BasicBlock, Bottleneck,
   SEBasicBlock, SEBottleneck, PreActBasicBlock, PreActBottleneck, HighwayLayer, DenseLayer,
-  DenseBlock, Transition
+  DenseBlock, Transition, FixupBasicBlock
 - models: ResNet, resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d,
   wide_resnet50_2, se_resnet50, CifarResNet, cifar_resnet, se_resnet, cifar_resnext,
-  PreActResNet, preact_resnet, wide_resnet, HighwayNetwork, DenseNet, cifar_densenet, VGG
-- init: initialize, zero_init_last
+  PreActResNet, preact_resnet, wide_resnet, HighwayNetwork, DenseNet, cifar_densenet, VGG, fixup_resnet
+- init: initialize, zero_init_last, fixup
 - efficiency: count_parameters, conv_weights, multiply_adds
 - analysis: ShapeRow, trace_shapes
 - data: DataSplits, DatasetNotFoundError
 - profiles: PROFILES, Profile, Setup, setup, get_profile, pick_device, seed_everything
-- train: TrainConfig, History, fit, compare, config_for
+- train: TrainConfig, History, fit, compare, config_for, lr_range_test
 - plotting: plot_curves
 - notebook: Numbers, glue, show_source, show_table, markdown_table
 
@@ -38,6 +38,7 @@ from . import (
     notebook,
     paths,
     profiles,
+    theory,
     train,
 )
 from .analysis import ShapeRow, trace_shapes
@@ -46,6 +47,7 @@ from .blocks import (
     Bottleneck,
     DenseBlock,
     DenseLayer,
+    FixupBasicBlock,
     HighwayLayer,
     PreActBasicBlock,
     PreActBottleneck,
@@ -60,7 +62,7 @@ from .blocks import (
 )
 from .data import DatasetNotFoundError, DataSplits
 from .efficiency import conv_weights, count_parameters, multiply_adds
-from .init import initialize, zero_init_last
+from .init import fixup, initialize, zero_init_last
 from .models import (
     VGG,
     CifarResNet,
@@ -71,6 +73,7 @@ from .models import (
     cifar_densenet,
     cifar_resnet,
     cifar_resnext,
+    fixup_resnet,
     preact_resnet,
     resnet18,
     resnet34,
@@ -85,7 +88,7 @@ from .models import (
 )
 from .notebook import Numbers, glue, markdown_table, show_source, show_table
 from .profiles import PROFILES, Profile, Setup, get_profile, pick_device, seed_everything, setup
-from .train import History, TrainConfig, compare, config_for, fit
+from .train import History, TrainConfig, compare, config_for, fit, lr_range_test
 
 __version__ = "0.1.0"
 
@@ -103,6 +106,7 @@ __all__ = [
     "paths",
     "plotting",
     "profiles",
+    "theory",
     "train",
     # blocks
     "conv3x3",
@@ -120,6 +124,7 @@ __all__ = [
     "DenseLayer",
     "DenseBlock",
     "Transition",
+    "FixupBasicBlock",
     # models
     "ResNet",
     "resnet18",
@@ -141,9 +146,11 @@ __all__ = [
     "DenseNet",
     "cifar_densenet",
     "VGG",
+    "fixup_resnet",
     # init
     "initialize",
     "zero_init_last",
+    "fixup",
     # efficiency
     "count_parameters",
     "conv_weights",
@@ -168,6 +175,7 @@ __all__ = [
     "fit",
     "compare",
     "config_for",
+    "lr_range_test",
     # plotting
     "plot_curves",
     # notebook

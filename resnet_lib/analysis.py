@@ -78,6 +78,20 @@ def weight_grad_norms(model: nn.Module, x: Tensor, y: Tensor) -> dict[str, float
     return norms
 
 
+def stream_rms(blocks: nn.Module, x: Tensor) -> np.ndarray:
+    """The root mean square of the residual stream ``x_0, x_1, ..., x_L`` when ``x = x_0`` runs
+    through the ``L`` modules of ``blocks`` (an ``nn.Sequential``) one after the other, without
+    gradients. The modules' own mode is kept: BatchNorm in training mode normalises with the
+    batch's statistics, as at the first training step (in eval mode, right after initialisation,
+    it would divide by a running variance of 1 and change nothing)."""
+    rms = [x.pow(2).mean().sqrt().item()]
+    with torch.no_grad():
+        for block in blocks:
+            x = block(x)
+            rms.append(x.pow(2).mean().sqrt().item())
+    return np.array(rms)
+
+
 def per_example_norm(grad: Tensor) -> float:
     """The size of one example's gradient, averaged over the batch, from the gradient of a
     *batch-mean* loss: that gradient is 1/batch of each example's own, so it is scaled back up."""

@@ -141,6 +141,33 @@ class BasicBlock(nn.Module):
         return _last_weighted(self.conv2, self.bn2)
 
 
+class FixupBasicBlock(BasicBlock):
+    """The basic block without normalisation, with Fixup's scalars (Zhang et al., 2019, rule 3):
+    a bias before each convolution and each activation, and a multiplier on the branch:
+
+        y = ReLU(s * conv2(ReLU(conv1(x + a) + b) + c) + d + shortcut(x + a)),
+
+    ``a, b, c, d`` starting at 0 and ``s`` at 1. The initialisation (rules 1 and 2) is
+    :func:`resnet_lib.init.fixup`'s."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **{**kwargs, "norm_layer": nn.Identity})
+        self.bias1a, self.bias1b, self.bias2a, self.bias2b = (
+            nn.Parameter(torch.zeros(1)) for _ in range(4)
+        )
+        self.scale = nn.Parameter(torch.ones(1))
+
+    def residual_branch(self, x: Tensor) -> Tensor:
+        out = self.relu(self.conv1(x + self.bias1a) + self.bias1b)
+        return self.scale * self.conv2(out + self.bias2a) + self.bias2b
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.residual_branch(x)
+        if self.residual:
+            out = out + self.shortcut(x + self.bias1a)
+        return self.relu(out)
+
+
 class Bottleneck(nn.Module):
     """1x1 (reduce) -> 3x3 -> 1x1 (expand by 4): He et al. (2016a), Fig. 5 (right).
 

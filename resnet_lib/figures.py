@@ -929,6 +929,65 @@ def original_vs_preact() -> Diagram:
     )
 
 
+def nested_classes() -> Diagram:
+    """Which function classes contain which (Chapter 7): plain ReLU networks inside residual
+    networks with three times the width per block, and residual networks inside plain networks
+    with 2d more units per layer; at equal depth and width, no inclusion either way is shown."""
+    from matplotlib.patches import Ellipse
+
+    fig, ax = _canvas(8.4, 4.3)
+    panels = (
+        (
+            2.1,
+            "plain ⊂ residual (residual_from_plain)",
+            ("residual networks, K blocks", "y = x + V ReLU(Wx + c),", "hidden width 3D"),
+            ("plain ReLU networks", "K hidden layers,", "widths ≤ D"),
+            ("proj", "conv"),
+        ),
+        (
+            6.3,
+            "residual ⊂ plain (plain_from_residual)",
+            ("plain ReLU networks", "K hidden layers,", "widths h + 2d"),
+            ("residual networks", "K blocks, stream d,", "hidden width h"),
+            ("conv", "proj"),
+        ),
+    )
+    for x, title, outer, inner, (outer_kind, inner_kind) in panels:
+        ax.add_patch(
+            Ellipse((x, 2.15), 3.9, 3.1, facecolor=FILL[outer_kind], edgecolor=INK, lw=1.2)
+        )
+        ax.add_patch(
+            Ellipse((x, 1.75), 2.3, 1.45, facecolor=FILL[inner_kind], edgecolor=INK, lw=1.2)
+        )
+        for i, line in enumerate(outer):
+            _label(ax, x, 3.25 - 0.22 * i, line, weight="bold" if i == 0 else "normal")
+        for i, line in enumerate(inner):
+            _label(ax, x, 2.0 - 0.22 * i, line, weight="bold" if i == 0 else "normal")
+        _label(ax, x, 3.95, title, style="italic", color=MUTED)
+    _label(
+        ax,
+        4.2,
+        0.3,
+        "Each class lies inside the other one's class of greater width, with as many ReLU layers.\n"
+        "At equal depth and equal width neither inclusion, nor a strict one, is shown.",
+        size=FONT - 0.5,
+    )
+    ax.set_ylim(0.0, 4.2)
+    return show(
+        fig,
+        alt=(
+            "Two diagrams of nested sets. Left: the class of plain ReLU networks with K hidden "
+            "layers of widths at most D lies inside the class of residual networks of K standard "
+            "blocks y = x + V ReLU(Wx + c) whose hidden width is 3D (residual_from_plain builds "
+            "one computing the same function). Right: the class of residual networks with K "
+            "blocks, a stream of width d and hidden width h lies inside the class of plain ReLU "
+            "networks with K hidden layers of width h + 2d (plain_from_residual). Each inclusion "
+            "needs more width; at equal depth and equal width neither inclusion, nor a strict "
+            "one, is shown."
+        ),
+    )
+
+
 def _sub(i: int) -> str:
     return str(i).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 

@@ -17,9 +17,19 @@ that convolution (as Fixup does; Zhang et al., 2019).
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
+import torch
 from torch import nn
 
-from .blocks import BasicBlock, Bottleneck, HighwayLayer, PreActBasicBlock, PreActBottleneck
+from .blocks import (
+    BasicBlock,
+    Bottleneck,
+    FixupBasicBlock,
+    HighwayLayer,
+    PreActBasicBlock,
+    PreActBottleneck,
+)
 
 SCHEMES = ("kaiming", "xavier", "default")
 RESIDUAL_BLOCKS = (BasicBlock, Bottleneck, PreActBasicBlock, PreActBottleneck)
@@ -66,3 +76,47 @@ def zero_init_last(model: nn.Module) -> None:
     for m in model.modules():
         if isinstance(m, RESIDUAL_BLOCKS) and m.residual:
             nn.init.zeros_(m.branch_end.weight)
+
+
+def scale_residual_branches(model: nn.Module, alpha: float) -> nn.Module:
+    """Multiply the last weight of every residual branch by ``alpha``, so that each block starts
+    as ``x + alpha * F(x)`` (before any ReLU after the addition): ``alpha = 0`` is
+    :func:`zero_init_last`, ``alpha = 1 / sqrt(L)`` for ``L`` blocks keeps the sum's mean square
+    bounded in a network without normalisation, ``(1 + 1/L)^L < e`` (Chapter 8)."""
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, RESIDUAL_BLOCKS) and m.residual:
+                m.branch_end.weight.mul_(alpha)
+    return model
+
+
+def fixup(model: nn.Module) -> nn.Module:
+    """Fixup's initialisation (Zhang et al., 2019, Sec. 3), for a network of
+    :class:`~resnet_lib.blocks.FixupBasicBlock` already He-initialised (rule 2's "standard
+    method"): (1) the classification layer and the last layer of every residual branch start at
+    zero; (2) the other weight layers inside the ``L`` branches of ``m = 2`` layers are scaled by
+    ``L ** (-1 / (2m - 2))``, i.e. ``L ** -0.5``. Rule 3 (the scalar biases and multiplier) is
+    in the block. Returns ``model``, changed in place."""
+    blocks = [m for m in model.modules() if isinstance(m, FixupBasicBlock) and m.residual]
+    if not blocks:
+        raise ValueError("fixup needs a network of residual FixupBasicBlocks")
+    layers_per_branch = 2
+    factor = len(blocks) ** (-1 / (2 * layers_per_branch - 2))
+    with torch.no_grad():
+        for block in blocks:
+            block.conv1.weight.mul_(factor)
+            block.conv2.weight.zero_()
+        classifiers = [m for m in model.modules() if isinstance(m, nn.Linear)]
+        classifiers[-1].weight.zero_()
+        if classifiers[-1].bias is not None:
+            classifiers[-1].bias.zero_()
+    return model
+
+
+def initialized(
+    build: Callable[[], nn.Module], scheme: str = "kaiming", *, zero_init_residual: bool = False
+) -> nn.Module:
+    """``build()`` re-initialised with :func:`initialize`. As ``functools.partial(initialized,
+    build, "xavier")`` it can be pickled for :func:`resnet_lib.train.compare`'s worker
+    processes (a function defined in a notebook cannot)."""
+    return initialize(build(), scheme, zero_init_residual=zero_init_residual)

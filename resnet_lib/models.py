@@ -17,6 +17,7 @@ from .blocks import (
     BasicBlock,
     Bottleneck,
     DenseBlock,
+    FixupBasicBlock,
     HighwayLayer,
     NormLayer,
     PreActBasicBlock,
@@ -27,7 +28,7 @@ from .blocks import (
     conv3x3,
     make_shortcut,
 )
-from .init import initialize
+from .init import fixup, initialize
 
 Block = type[BasicBlock] | type[Bottleneck] | type[PreActBasicBlock] | type[PreActBottleneck]
 
@@ -294,6 +295,13 @@ def se_resnet(depth: int, **kwargs) -> CifarResNet:
     """A CIFAR ResNet whose basic blocks have squeeze-and-excitation (Hu et al., 2018); the
     options are :func:`cifar_resnet`'s."""
     return cifar_resnet(depth, block=SEBasicBlock, **kwargs)
+
+
+def fixup_resnet(depth: int, **kwargs) -> CifarResNet:
+    """A CIFAR ResNet without normalisation, with Fixup's blocks and initialisation (Zhang et
+    al., 2019): :class:`~resnet_lib.blocks.FixupBasicBlock` and :func:`resnet_lib.init.fixup`.
+    The stem's BatchNorm goes too; the options are :func:`cifar_resnet`'s."""
+    return fixup(cifar_resnet(depth, block=FixupBasicBlock, norm_layer=nn.Identity, **kwargs))
 
 
 def cifar_resnext(

@@ -12,6 +12,7 @@ linear warm-up then cosine decay (the quick profile), or step decay by 10x at fi
 from __future__ import annotations
 
 import argparse
+import collections
 import functools
 import json
 import math
@@ -23,6 +24,7 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import asdict, dataclass, field, replace
 
+import numpy as np
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
@@ -53,6 +55,12 @@ class TrainConfig:
     max_steps: int | None = None  # stop after this many steps (the paper counts iterations)
     eval_train: bool = True  # measure loss/accuracy on the whole training set after each epoch
     num_workers: int = 0
+    # He et al. (2016a), Sec. 4.2, for ResNet-110: "we use 0.01 to warm up the training until the
+    # training error is below 80% (about 400 iterations), and then go back to 0.1". With
+    # low_lr set, every step uses it until the running training error (over the last
+    # LOW_LR_WINDOW batches) falls below low_lr_until_error; then the schedule takes over.
+    low_lr: float | None = None
+    low_lr_until_error: float = 0.8
 
 
 def config_for(profile: Profile) -> TrainConfig:
@@ -70,6 +78,9 @@ def config_for(profile: Profile) -> TrainConfig:
 
 #: The paper's CIFAR-10 recipe (He et al. 2016a, Sec. 4.2), the full profile's.
 PAPER_CIFAR10 = config_for(PROFILES["full"])
+
+#: Batches over which TrainConfig.low_lr's running training error is averaged.
+LOW_LR_WINDOW = 10
 
 
 def warmup_cosine(warmup_steps: int, total_steps: int) -> Callable[[int], float]:
@@ -122,6 +133,7 @@ class History:
     seconds: list[float] = field(default_factory=list)
     steps: int = 0
     diverged: bool = False  # the loss stopped being finite; the lists end at the last full epoch
+    low_lr_steps: int = 0  # steps trained at TrainConfig.low_lr before the schedule took over
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -204,11 +216,20 @@ def fit(
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(config, total))
     history = History()
     bar = _progress(total, desc, progress)
+    low = config.low_lr is not None  # He et al.'s warm-up: see TrainConfig.low_lr
+    recent_errors: collections.deque[float] = collections.deque(maxlen=LOW_LR_WINDOW)
     for epoch in range(1, config.epochs + 1):
         start, loss_sum, batches = time.perf_counter(), 0.0, 0
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            loss = nn.functional.cross_entropy(model(x), y)
+            logits = model(x)
+            loss = nn.functional.cross_entropy(logits, y)
+            if low:
+                for group in optimizer.param_groups:
+                    group["lr"] = config.low_lr
+                recent_errors.append((logits.argmax(1) != y).float().mean().item())
+                history.low_lr_steps += 1
+                low = statistics.fmean(recent_errors) >= config.low_lr_until_error
             if not torch.isfinite(loss):
                 bar.close()
                 history.diverged = True
@@ -243,6 +264,56 @@ def fit(
             break
     bar.close()
     return history
+
+
+def lr_range_test(
+    model: nn.Module,
+    train_set: Dataset,
+    *,
+    lr_min: float = 1e-3,
+    lr_max: float = 10.0,
+    steps: int = 100,
+    batch_size: int = 128,
+    momentum: float = 0.9,
+    weight_decay: float = 0.0,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] = nn.functional.cross_entropy,
+    stop_factor: float = 4.0,
+    seed: int = 0,
+    device: torch.device | str | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """The learning-rate range test of Smith (2017, Sec. 3.3): train ``model`` (in place) with
+    SGD for up to ``steps`` steps while the rate grows from ``lr_min`` to ``lr_max``, and record
+    the loss of every step's batch before the step. Smith grew the rate linearly; here it grows
+    geometrically, ``lr_min * (lr_max / lr_min) ** (step / (steps - 1))``, so that the rates are
+    evenly spaced on a log axis. The test stops early when the loss is not finite or exceeds
+    ``stop_factor`` times the lowest loss so far. Returns ``(rates, losses)`` of the steps taken."""
+    device = torch.device(device) if device is not None else pick_device()
+    seed_everything(seed)
+    model.to(device).train()
+    loader = _loader(train_set, batch_size, True, seed, 0, device)
+    optimizer = torch.optim.SGD(
+        model.parameters(), lr=lr_min, momentum=momentum, weight_decay=weight_decay
+    )
+    rates, losses = [], []
+    batches = iter(loader)
+    for step in range(steps):
+        try:
+            x, y = next(batches)
+        except StopIteration:  # another pass over the (reshuffled) training set
+            batches = iter(loader)
+            x, y = next(batches)
+        lr = lr_min * (lr_max / lr_min) ** (step / max(1, steps - 1))
+        for group in optimizer.param_groups:
+            group["lr"] = lr
+        loss = loss_fn(model(x.to(device)), y.to(device))
+        rates.append(lr)
+        losses.append(loss.item())
+        if not math.isfinite(losses[-1]) or losses[-1] > stop_factor * min(losses):
+            break
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+    return np.array(rates), np.array(losses)
 
 
 def compare(

@@ -296,3 +296,27 @@ def test_imagenet_layouts_are_the_models(depth):
         if "downsample" not in name
     )
     assert layers == depth == 2 + (2 if kind == "basic" else 3) * sum(blocks)
+
+
+# Chapter 7: the nested function classes (containment up to width, never strictness).
+THEORY_WORDS = {
+    "nested_classes": [
+        "plain ReLU networks",
+        "residual networks",
+        "hidden width is 3D",
+        "width h + 2d",
+        "residual_from_plain",
+        "plain_from_residual",
+        "neither inclusion, nor a strict one, is shown",
+    ]
+}
+
+
+@pytest.mark.parametrize("name", THEORY_WORDS)
+def test_theory_diagrams_render_a_png_with_content(name):
+    test_diagram_renders_a_png_with_content(name)
+
+
+@pytest.mark.parametrize("name, words", THEORY_WORDS.items())
+def test_theory_diagrams_alt_text_names_what_it_shows(name, words):
+    test_diagram_alt_text_names_what_it_shows(name, words)
