@@ -250,6 +250,27 @@ def gate_statistics(model: nn.Module, x: Tensor, tol: float = 0.1) -> list[GateR
     return rows
 
 
+def excitations(model: nn.Module, x: Tensor) -> dict[str, Tensor]:
+    """The channel weights ``s = sigmoid(W_2 ReLU(W_1 z))`` that every squeeze-and-excitation
+    module of ``model`` (torchvision's ``SqueezeExcitation``, as in
+    :class:`~resnet_lib.blocks.SEBasicBlock`) computes for each image of ``x``: ``{name of the
+    module: tensor (images, channels)}``, in forward order, from one eval-mode forward pass
+    (Hu et al., 2018, Fig. 6 plots their averages over the images of a class)."""
+    from torchvision.ops import SqueezeExcitation
+
+    weights: dict[str, Tensor] = {}
+    handles = []
+    for name, module in model.named_modules():
+        if isinstance(module, SqueezeExcitation):
+
+            def hook(mod: nn.Module, inputs, output: Tensor, name: str = name) -> None:
+                weights[name] = output.detach().flatten(1)  # (N, C, 1, 1) -> (N, C)
+
+            handles.append(module.scale_activation.register_forward_hook(hook))
+    _observe(model, x, handles)
+    return weights
+
+
 def highway_profile(model: nn.Module, x: Tensor, y: Tensor) -> tuple[np.ndarray, np.ndarray]:
     """Through the layers of a :class:`~resnet_lib.models.HighwayNetwork` (or any model with
     ``embed``, ``layers`` and ``fc``), for l = 1..L: how far the signal has moved from the

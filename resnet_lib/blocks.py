@@ -278,6 +278,70 @@ class SEBottleneck(Bottleneck):
         return self.se(super().residual_branch(x))
 
 
+def split_grouped_conv(conv: nn.Conv2d) -> list[nn.Conv2d]:
+    """The ``conv.groups`` narrow convolutions that a grouped convolution runs side by side.
+
+    Group ``i`` sees input channels ``[i*n, (i+1)*n)`` (``n = in_channels / groups``) and makes
+    output channels ``[i*m, (i+1)*m)``; each returned convolution is an ordinary (ungrouped) one
+    with that group's weights, so that ``torch.cat([p(x_i) for ...], dim=1) == conv(x)``, where
+    ``x_i`` is the i-th slice of the input channels (Xie et al., 2017, Fig. 3(b) and (c))."""
+    n, m = conv.in_channels // conv.groups, conv.out_channels // conv.groups
+    paths = []
+    for i in range(conv.groups):
+        path = nn.Conv2d(
+            n, m, conv.kernel_size, conv.stride, conv.padding, conv.dilation,
+            bias=conv.bias is not None,
+        )  # fmt: skip
+        with torch.no_grad():
+            path.weight.copy_(conv.weight[i * m : (i + 1) * m])
+            if conv.bias is not None:
+                path.bias.copy_(conv.bias[i * m : (i + 1) * m])
+        paths.append(path)
+    return paths
+
+
+def _bn_slice(bn: nn.BatchNorm2d, start: int, stop: int) -> nn.BatchNorm2d:
+    """The channels ``[start, stop)`` of a BatchNorm as a BatchNorm of their own (it normalises
+    each channel separately, so the slice computes the same on those channels)."""
+    part = nn.BatchNorm2d(stop - start, eps=bn.eps, momentum=bn.momentum)
+    with torch.no_grad():
+        for name in ("weight", "bias", "running_mean", "running_var"):
+            getattr(part, name).copy_(getattr(bn, name)[start:stop])
+    return part
+
+
+class AggregatedPaths(nn.Module):
+    """A ResNeXt bottleneck's branch written as the sum of its paths: Xie et al. (2017), Fig. 3(a).
+
+    ``F(x) = BN_3(sum_i T_i(x))``, where path ``T_i`` is 1x1 conv (in -> d), BN, ReLU, 3x3 conv
+    (d -> d), BN, ReLU, 1x1 conv (d -> out), with the weights of group ``i`` of a
+    :class:`Bottleneck` with ``groups = C``. It computes what the bottleneck's grouped form
+    (Fig. 3(c)) computes, because its first 1x1 convolution is C narrow ones side by side, its
+    grouped 3x3 is C narrow ones (:func:`split_grouped_conv`), and a 1x1 convolution of a
+    concatenation is the sum of 1x1 convolutions of the parts. The last BN comes after the sum:
+    per path, its shift would be added C times."""
+
+    def __init__(self, block: Bottleneck) -> None:
+        super().__init__()
+        groups, d = block.conv2.groups, block.conv2.in_channels // block.conv2.groups
+        middle = split_grouped_conv(block.conv2)
+        paths = []
+        for i in range(groups):
+            inward = conv1x1(block.conv1.in_channels, d)
+            outward = conv1x1(d, block.conv3.out_channels)
+            with torch.no_grad():
+                inward.weight.copy_(block.conv1.weight[i * d : (i + 1) * d])
+                outward.weight.copy_(block.conv3.weight[:, i * d : (i + 1) * d])
+            bn1, bn2 = (_bn_slice(bn, i * d, (i + 1) * d) for bn in (block.bn1, block.bn2))
+            paths.append(nn.Sequential(inward, bn1, nn.ReLU(), middle[i], bn2, nn.ReLU(), outward))
+        self.paths = nn.ModuleList(paths)
+        self.bn3 = block.bn3
+        self.train(block.training)  # eval-mode BN in the block: the same in the paths
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.bn3(sum(path(x) for path in self.paths))
+
+
 class PreActBasicBlock(nn.Module):
     """Pre-activation block: ``y = x + conv(ReLU(BN(conv(ReLU(BN(x))))))``.
 

@@ -988,6 +988,139 @@ def nested_classes() -> Diagram:
     )
 
 
+def _cat(ax: Axes, x: float, y: float, r: float = 0.15) -> None:
+    """A concatenation along the channels (DenseNet's merge)."""
+    ax.add_patch(Circle((x, y), r, facecolor="white", edgecolor=INK, lw=1.2, zorder=2))
+    _label(ax, x, y, "C", size=FONT - 2, weight="bold")
+
+
+def beyond_basic_blocks() -> Diagram:
+    """Three blocks side by side: ResNeXt's aggregated paths (Xie et al., 2017, Fig. 1 right and
+    Fig. 3), the squeeze-and-excitation residual block (Hu et al., 2018, Fig. 3), and a dense
+    block (Huang et al., 2017, Fig. 1), where each layer sees the concatenation of all before it."""
+    fig, ax = _canvas(11.4, 5.5)
+    small = dict(size=FONT - 2.5, h=0.34)
+    top, split = 4.85, 4.55
+    # ResNeXt: 32 paths of 1x1 (256 -> 4), 3x3 (4 -> 4), 1x1 (4 -> 256), summed with the shortcut.
+    cols, xa = (0.55, 1.35, 2.55), 1.55
+    _label(ax, xa, 5.3, "ResNeXt block (C = 32 paths)", weight="bold")
+    _label(ax, xa, top + 0.1, "x, 256 channels", style="italic")
+    ax.plot([cols[0], 3.3], [split, split], color=INK, lw=1.2, zorder=1)
+    ax.plot([xa, xa], [top - 0.08, split], color=INK, lw=1.2, zorder=1)
+    y_sum = 1.55
+    for i, x in enumerate(cols):
+        ys = (3.9, 3.25, 2.6)
+        _arrow(ax, (x, split), (x, ys[0] + 0.17))
+        for y, text in zip(ys, ("1×1, 256→4", "3×3, 4→4", "1×1, 4→256"), strict=True):
+            _box(ax, x, y, text, w=0.74, **small)
+        for a, b in zip(ys[:-1], ys[1:], strict=True):
+            _arrow(ax, (x, a - 0.17), (x, b + 0.17))
+        _label(ax, x, 4.3, f"path {(1, 2, 32)[i]}", size=FONT - 2.5, color=MUTED)
+        _arrow(ax, (x, ys[-1] - 0.17), (xa + (x - xa) * 0.1, y_sum + 0.15))
+    _label(ax, 1.95, 3.25, "···", size=FONT + 2)
+    _path(ax, [(3.3, split), (3.3, y_sum), (xa + 0.15, y_sum)], color=SHORTCUT, lw=1.6)
+    _label(ax, 3.38, 3.0, "x", color=SHORTCUT, style="italic", ha="left")
+    _add(ax, xa, y_sum)
+    _arrow(ax, (xa, y_sum - 0.15), (xa, 1.05))
+    _label(ax, xa, 0.85, "y = ReLU(x + Σᵢ Tᵢ(x))", style="italic")
+    _label(
+        ax,
+        xa,
+        0.3,
+        "the same as 1×1, 256→128 · 3×3 conv with 32 groups,\n128→128 · 1×1, 128→256 "
+        "(Fig. 3(c); BN after each conv)",
+        size=FONT - 2.5,
+        color=MUTED,
+    )
+    # Squeeze-and-excitation: F(x) is rescaled channel by channel by s, computed from F(x).
+    xm, xs = 5.15, 6.45
+    _label(ax, 5.6, 5.3, "squeeze-and-excitation block", weight="bold")
+    _label(ax, xm, top + 0.1, "x, C channels", style="italic")
+    ax.plot([xm, xm], [top - 0.08, split], color=INK, lw=1.2, zorder=1)
+    _dot(ax, xm, split)
+    _arrow(ax, (xm, split), (xm, 4.07))
+    _box(ax, xm, 3.9, "residual branch F(x)", w=1.5, **small)
+    y_u = 3.4
+    _dot(ax, xm, y_u)
+    _label(ax, xm - 0.1, 3.6, "U = F(x)", style="italic", ha="right", size=FONT - 2)
+    ax.plot([xm, xs], [y_u, y_u], color=INK, lw=1.2, zorder=1)
+    side = (
+        ("squeeze: global avg pool\nC×H×W → C", "pool"),
+        ("FC C → C/r, ReLU", "conv"),
+        ("FC C/r → C, sigmoid", "conv"),
+    )
+    ys = (3.0, 2.4, 1.9)
+    _arrow(ax, (xs, y_u), (xs, ys[0] + 0.22))
+    _box(ax, xs, ys[0], side[0][0], side[0][1], w=1.55, h=0.44, size=FONT - 2.5)
+    _box(ax, xs, ys[1], side[1][0], side[1][1], w=1.55, **small)
+    _box(ax, xs, ys[2], side[2][0], side[2][1], w=1.55, **small)
+    _arrow(ax, (xs, ys[0] - 0.22), (xs, ys[1] + 0.17))
+    _arrow(ax, (xs, ys[1] - 0.17), (xs, ys[2] + 0.17))
+    y_mul, y_add = 1.45, 0.95
+    _path(ax, [(xs, ys[2] - 0.17), (xs, y_mul), (xm + 0.15, y_mul)])
+    _label(ax, xs + 0.1, 1.6, "s ∈ (0, 1)ᶜ", style="italic", ha="left", size=FONT - 2)
+    _arrow(ax, (xm, y_u), (xm, y_mul + 0.15))
+    _mul(ax, xm, y_mul)
+    _label(ax, xm + 0.1, 1.18, "scale: s·U", style="italic", ha="left", size=FONT - 2)
+    _arrow(ax, (xm, y_mul - 0.15), (xm, y_add + 0.15))
+    _add(ax, xm, y_add)
+    _path(ax, [(xm, split), (4.3, split), (4.3, y_add), (xm - 0.15, y_add)], color=SHORTCUT, lw=1.6)
+    _label(ax, 4.22, 2.7, "x", color=SHORTCUT, style="italic", ha="right")
+    _arrow(ax, (xm, y_add - 0.15), (xm, 0.55))
+    _label(ax, 5.6, 0.35, "y = ReLU(x + s(U)·U)", style="italic")
+    # Dense block: each layer H_l gets the concatenation of x_0 ... x_{l-1}, and adds k channels.
+    xd, buses = 10.3, (8.55, 8.8, 9.05, 9.3)
+    _label(ax, 9.55, 5.3, "dense block (growth rate k)", weight="bold")
+    _label(ax, buses[0], top + 0.1, "x₀, k₀ channels", style="italic")
+    y_h = (3.9, 2.85, 1.8)
+    y_end = 0.95
+    ax.plot([buses[0], buses[0]], [top - 0.08, y_end], color=INK, lw=1.2, zorder=1)
+    for layer, y in enumerate(y_h, start=1):
+        y_cat = y + 0.5
+        for bus in buses[:layer]:
+            ax.plot([bus, xd - 0.15], [y_cat, y_cat], color=INK, lw=1.0, zorder=1)
+            _dot(ax, bus, y_cat)
+        _cat(ax, xd, y_cat)
+        _arrow(ax, (xd, y_cat - 0.15), (xd, y + 0.17))
+        _box(ax, xd, y, f"H{_sub(layer)}: BN-ReLU-3×3 conv, k", w=1.7, **small)
+        y_out, bus = y - 0.32, buses[layer]
+        ax.plot([xd, xd], [y - 0.17, y_out], color=INK, lw=1.2, zorder=1)
+        ax.plot([bus, xd], [y_out, y_out], color=INK, lw=1.2, zorder=1)
+        ax.plot([bus, bus], [y_out, y_end], color=INK, lw=1.2, zorder=1)
+        _label(
+            ax, xd + 0.1, y_out - 0.06, f"x{_sub(layer)}", style="italic", ha="left", size=FONT - 2
+        )
+    for bus in buses:
+        ax.plot([bus, xd - 0.15], [y_end, y_end], color=INK, lw=1.0, zorder=1)
+        _dot(ax, bus, y_end)
+    _cat(ax, xd, y_end)
+    _arrow(ax, (xd, y_end - 0.15), (xd, 0.55))
+    _label(ax, 9.8, 0.35, "[x₀, x₁, x₂, x₃]: k₀ + 3k channels", style="italic")
+    scale = 9.5 / 11.4  # drawn on an 11.4-inch canvas, shown at the width of the other diagrams
+    fig.set_size_inches(9.5, 5.5 * scale)
+    for text in ax.texts:
+        text.set_fontsize(text.get_fontsize() * scale)
+    return show(
+        fig,
+        alt=(
+            "Three blocks side by side. Left, a ResNeXt block (Xie et al., 2017): the 256-channel "
+            "input x is split into 32 paths, each a 1×1 convolution to 4 channels, a 3×3 "
+            "convolution on 4 channels and a 1×1 convolution back to 256; the paths' outputs are "
+            "summed with the identity shortcut x, and ReLU follows. A note says this equals a 1×1 "
+            "convolution to 128 channels, a 3×3 convolution with 32 groups, and a 1×1 convolution "
+            "to 256. Middle, a squeeze-and-excitation block (Hu et al., 2018): the residual "
+            "branch's output U = F(x) goes to a side path that squeezes it by global average "
+            "pooling to one number per channel, then a fully connected layer to C/r units with "
+            "ReLU and one back to C with a sigmoid; the resulting channel weights s, between 0 "
+            "and 1, scale U channel by channel, and the identity shortcut x is added: y = ReLU(x "
+            "+ s(U)·U). Right, a dense block (Huang et al., 2017) with three layers: each layer "
+            "H_l (BN, ReLU, 3×3 convolution producing k channels) receives the concatenation of "
+            "the block's input x₀ and the outputs of all earlier layers, and the block outputs "
+            "the concatenation of all of them, k₀ + 3k channels: concatenation, not addition."
+        ),
+    )
+
+
 def _sub(i: int) -> str:
     return str(i).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 

@@ -119,6 +119,7 @@ class ResNet(nn.Module):
         shortcut: str = "B",
         residual: bool = True,
         in_channels: int = 3,
+        **block_kwargs,
     ) -> None:
         super().__init__()
         norm_layer = norm_layer or nn.BatchNorm2d
@@ -132,6 +133,7 @@ class ResNet(nn.Module):
             norm_layer=norm_layer,
             groups=groups,
             base_width=width_per_group,
+            **block_kwargs,  # e.g. the reduction of SE blocks
         )
         self.layer1 = _make_stage(block, 64, 64, layers[0], 1, **stage)
         self.layer2 = _make_stage(block, 64 * block.expansion, 128, layers[1], 2, **stage)
@@ -183,7 +185,8 @@ def wide_resnet50_2(**kwargs) -> ResNet:
 
 
 def se_resnet50(**kwargs) -> ResNet:
-    """SE-ResNet-50, Hu et al. (2018): ResNet-50 with squeeze-and-excitation (r = 16)."""
+    """SE-ResNet-50, Hu et al. (2018): ResNet-50 with squeeze-and-excitation (``reduction``
+    r = 16 unless given)."""
     return ResNet(SEBottleneck, [3, 4, 6, 3], **kwargs)
 
 
@@ -329,6 +332,54 @@ def cifar_resnext(
         stem_width=64,
         groups=cardinality,
         base_width=bottleneck_width,
+    )
+
+
+def resnext_template_weights(cardinality: int, width: int, channels: int = 256) -> int:
+    """Weights of one ResNeXt bottleneck template, Xie et al. (2017), Sec. 3.3 and Table 2:
+    ``C * (channels*d + 3*3*d*d + d*channels)`` for C paths of 1x1 (channels -> d), 3x3 (d -> d)
+    and 1x1 (d -> channels); batch normalisation and the shortcut are not counted.
+    ``(1, 64)`` is ResNet-50's first-stage bottleneck (69,632 weights), ``(32, 4)`` ResNeXt's."""
+    return cardinality * (2 * channels * width + 9 * width * width)
+
+
+def resnext_width(cardinality: int, channels: int = 256, budget: int | None = None) -> int:
+    """The bottleneck width d that brings the template of :func:`resnext_template_weights`
+    closest to ``budget`` weights (default: the ResNet bottleneck's, C = 1 and d = channels/4):
+    the integer next to the positive root of ``9C d^2 + 2C channels d = budget``, at least 1.
+    For C = 1, 2, 4, 8, 32 and 256 channels it gives Xie et al.'s d = 64, 40, 24, 14, 4."""
+    if budget is None:
+        budget = resnext_template_weights(1, channels // 4, channels)
+    a, b = 9 * cardinality, 2 * cardinality * channels
+    root = (-b + (b * b + 4 * a * budget) ** 0.5) / (2 * a)
+    candidates = {max(1, int(root)), max(1, int(root) + 1)}
+    return min(
+        sorted(candidates),
+        key=lambda d: abs(resnext_template_weights(cardinality, d, channels) - budget),
+    )
+
+
+def narrow_resnext(
+    depth: int,
+    *,
+    cardinality: int = 1,
+    width: int,
+    widths: tuple[int, ...] = (16, 32, 64),
+    **kwargs,
+) -> CifarResNet:
+    """A CIFAR network of ResNeXt bottlenecks at a chosen cardinality C and width d: depth 9n+2,
+    stage s has outputs ``4 * widths[s]`` and a grouped 3x3 convolution of C groups of
+    ``d * widths[s] / widths[0]`` channels (d in the first stage, doubling as the widths do).
+    ``cardinality=1`` is a ResNet of bottlenecks. Projection shortcuts (option B) as in
+    :func:`cifar_resnext`; the other options are :func:`cifar_resnet`'s."""
+    kwargs.setdefault("shortcut", "B")
+    return cifar_resnet(
+        depth,
+        block=Bottleneck,
+        widths=widths,
+        groups=cardinality,
+        base_width=64 * width / widths[0],
+        **kwargs,
     )
 
 

@@ -7,6 +7,38 @@ linear warm-up then cosine decay (the quick profile), or step decay by 10x at fi
     python -m resnet_lib.train --model resnet56 --profile full        # the paper's recipe
     python -m resnet_lib.train --model resnet56 --profile gpu         # its 5-epoch version
     python -m resnet_lib.train --model plain20 --data digits --epochs 15
+
+Data-parallel training (PyTorch's DistributedDataParallel): torchrun starts N processes, each
+with a replica of the network; ``--distributed`` makes every one of them train on its own shard
+of each batch and average the gradients with the others before every step. ``--batch-size`` is
+the GLOBAL batch: each process takes batch/N examples per step, so the steps are those of one
+process with the whole batch. Two CPU processes (backend gloo) on this machine:
+
+    torchrun --standalone --nproc_per_node=2 -m resnet_lib.train --distributed \\
+        --model resnet20 --iterations 40 --batch-size 128 --out history.json
+
+(``python -m torch.distributed.run`` is the same as ``torchrun``.) Four GPUs of one machine
+(backend nccl, one process per GPU, process k on cuda:k; --sync-bn: BatchNorm over the whole
+batch):
+
+    torchrun --standalone --nproc_per_node=4 -m resnet_lib.train --distributed \\
+        --model resnet56 --profile gpu --sync-bn --out history.json
+
+Two machines with four GPUs each: the same command on both, naming one of them (HOST) as the
+meeting point; the job id is any name both use:
+
+    torchrun --nnodes=2 --nproc_per_node=4 --rdzv_id=resnet56 --rdzv_backend=c10d \\
+        --rdzv_endpoint=HOST:29400 -m resnet_lib.train --distributed --model resnet56 ...
+
+(With ``--master_addr=HOST --master_port=29400`` instead of the rdzv options, torchrun's static
+rendezvous, each machine also needs ``--node_rank=0`` or ``1``.) Every process evaluates its
+share of the images and the sums are added up; process 0 prints and writes ``--out``, the others
+write nothing. The processes draw their batches from one permutation per epoch (PyTorch's
+DistributedSampler), which is not the order of a run without ``--distributed``: to compare step
+by step, run the same command with ``--nproc_per_node=1``. BatchNorm: without --sync-bn each
+process normalises with the statistics of its own shard (batch/N examples), so a run with BN is
+close to, not equal to, the one-process run (``--norm none``: equal up to rounding); PyTorch's
+SyncBatchNorm works on GPUs only.
 """
 
 from __future__ import annotations
@@ -14,11 +46,15 @@ from __future__ import annotations
 import argparse
 import collections
 import functools
+import hashlib
 import json
 import math
 import multiprocessing
+import os
 import pickle
+import shlex
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -26,8 +62,10 @@ from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 import torch
+import torch.distributed as dist
 from torch import nn
-from torch.utils.data import DataLoader, Dataset
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, DistributedSampler, Subset
 
 from . import data as data_lib
 from .efficiency import count_parameters
@@ -128,6 +166,7 @@ class History:
     train_loss: list[float] = field(default_factory=list)  # whole training set, eval mode
     train_acc: list[float] = field(default_factory=list)
     running_loss: list[float] = field(default_factory=list)  # mean over the epoch's batches
+    step_loss: list[float] = field(default_factory=list)  # every step's batch (global batch)
     test_loss: list[float] = field(default_factory=list)
     test_acc: list[float] = field(default_factory=list)
     seconds: list[float] = field(default_factory=list)
@@ -151,8 +190,17 @@ class Diverged(FloatingPointError):
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> tuple[float, float]:
-    """Mean cross-entropy and accuracy of ``model`` (in eval mode) over ``loader``."""
+def evaluate(
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    sum_over_processes: bool = False,
+) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy of ``model`` (in eval mode) over ``loader``.
+
+    With ``sum_over_processes``, every process of a torch.distributed group calls this with its
+    own share of the images; the sums are added up over the processes before dividing, so every
+    process gets the measurement over all of them."""
     was_training = model.training
     model.eval()
     loss_sum, correct, count = 0.0, 0, 0
@@ -163,7 +211,19 @@ def evaluate(model: nn.Module, loader: DataLoader, device: torch.device) -> tupl
         correct += (logits.argmax(1) == y).sum().item()
         count += len(y)
     model.train(was_training)
+    if sum_over_processes:
+        sums = torch.tensor([loss_sum, correct, count], dtype=torch.float64, device=device)
+        dist.all_reduce(sums)
+        loss_sum, correct, count = sums.tolist()
     return loss_sum / count, correct / count
+
+
+def process_group() -> tuple[int, int] | None:
+    """``(rank, world size)`` of this process in the initialised torch.distributed process
+    group (torchrun's processes, after ``init_process_group``), else None."""
+    if dist.is_available() and dist.is_initialized():
+        return dist.get_rank(), dist.get_world_size()
+    return None
 
 
 def _loader(
@@ -173,16 +233,61 @@ def _loader(
     seed: int,
     num_workers: int,
     device: torch.device,
+    shard: tuple[int, int] | None = None,
 ) -> DataLoader:
+    """Batches of ``dataset``; with ``shard = (rank, world)``, process ``rank``'s share of every
+    batch of ``batch_size``: ``batch_size / world`` examples. Training shards go through a
+    DistributedSampler: each epoch (``set_epoch``) one permutation seeded by ``seed + epoch``,
+    the same in every process, which process r reads from position r in steps of ``world``, so
+    the shards of a step together are a batch of the permutation. Evaluation shards
+    (``shuffle=False``) are every ``world``-th image, so that each is measured exactly once."""
+    sampler = None
+    if shard is not None:
+        rank, world = shard
+        if shuffle:
+            sampler = DistributedSampler(dataset, world, rank, shuffle=True, seed=seed)
+        else:
+            dataset = Subset(dataset, range(rank, len(dataset), world))
+        batch_size //= world
     return DataLoader(
         dataset,
         batch_size=batch_size,
-        shuffle=shuffle,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
         num_workers=num_workers,
         generator=torch.Generator().manual_seed(seed) if shuffle else None,
         pin_memory=device.type == "cuda",
         persistent_workers=num_workers > 0,
     )
+
+
+def _mean_over_processes(values: torch.Tensor, group: tuple[int, int] | None) -> torch.Tensor:
+    """The mean of ``values`` over the processes of the group (``values`` without one). Each
+    process holds the mean over its shard of the batch, and the shards are equal in size, so
+    this is the mean over the global batch, the number a single process would log."""
+    if group is None:
+        return values
+    values = values.clone()
+    dist.all_reduce(values)  # the sum: gloo has no average
+    return values / group[1]
+
+
+def _copy_buffers_from_first_process(model: nn.Module) -> None:
+    """Give every process process 0's buffers (BatchNorm's running statistics). DDP sends them
+    at the start of each forward pass, so after the last step each process still holds the
+    statistics of its own last shard; this makes the replicas equal for evaluation."""
+    for buffer in model.buffers():
+        dist.broadcast(buffer, src=0)
+
+
+def state_checksum(model: nn.Module) -> str:
+    """SHA-256 of ``model``'s state_dict (every name, and every parameter's and buffer's
+    bytes): equal for two replicas exactly when they hold the same numbers."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy())
+    return digest.hexdigest()
 
 
 def fit(
@@ -199,14 +304,34 @@ def fit(
     """Train ``model`` in place with SGD and ``config``'s schedule; return its :class:`History`.
 
     After each epoch the loss and accuracy are measured in eval mode on the whole training set
-    (``train_eval_set`` if given: the same images without augmentation) and on ``test_set``."""
+    (``train_eval_set`` if given: the same images without augmentation) and on ``test_set``.
+
+    In a process of an initialised torch.distributed group (see :func:`main`'s
+    ``--distributed``), every process of the group calls this with the same arguments and trains
+    a replica: the model is wrapped in DistributedDataParallel (which copies process 0's weights
+    to all and averages the gradients before each step), each process takes its
+    ``batch_size / world`` examples of every batch (:func:`_loader`), and the logged loss is
+    averaged over the processes. The evaluation is sharded and summed the same way, so every
+    process returns the same History."""
     device = torch.device(device) if device is not None else pick_device()
-    seed_everything(seed)
+    group = process_group()
+    rank, world = group or (0, 1)
+    if config.batch_size % world:
+        raise ValueError(
+            f"batch_size {config.batch_size} is the global batch and must be divisible by the "
+            f"{world} processes; e.g. {config.batch_size // world * world or world}"
+        )
+    if group is not None and device.type == "cuda" and device.index is None:
+        device = torch.device("cuda", torch.cuda.current_device())  # the process's own GPU
+    seed_everything(seed + rank)  # each process its own augmentation; DDP copies the weights
     model.to(device).train()
-    loader = _loader(train_set, config.batch_size, True, seed, config.num_workers, device)
+    net = model
+    if group is not None:
+        net = DistributedDataParallel(model, device_ids=[device] if device.type == "cuda" else None)
+    loader = _loader(train_set, config.batch_size, True, seed, config.num_workers, device, group)
     eval_batch = max(config.batch_size, 512)
-    train_eval = _loader(train_eval_set or train_set, eval_batch, False, seed, 0, device)
-    test_eval = _loader(test_set, eval_batch, False, seed, 0, device) if test_set else None
+    train_eval = _loader(train_eval_set or train_set, eval_batch, False, seed, 0, device, group)
+    test_eval = _loader(test_set, eval_batch, False, seed, 0, device, group) if test_set else None
     total = len(loader) * config.epochs
     if config.max_steps is not None:
         total = min(total, config.max_steps)
@@ -219,30 +344,38 @@ def fit(
     low = config.low_lr is not None  # He et al.'s warm-up: see TrainConfig.low_lr
     recent_errors: collections.deque[float] = collections.deque(maxlen=LOW_LR_WINDOW)
     for epoch in range(1, config.epochs + 1):
+        if isinstance(loader.sampler, DistributedSampler):
+            loader.sampler.set_epoch(epoch)  # a new permutation, the same in every process
         start, loss_sum, batches = time.perf_counter(), 0.0, 0
         for x, y in loader:
             x, y = x.to(device, non_blocking=True), y.to(device, non_blocking=True)
-            logits = model(x)
+            logits = net(x)
             loss = nn.functional.cross_entropy(logits, y)
+            error = (logits.argmax(1) != y).float().mean()
+            # the global batch's loss and error, so that every process decides alike below
+            batch_loss, batch_error = _mean_over_processes(
+                torch.stack([loss.detach(), error]), group
+            ).tolist()
             if low:
-                for group in optimizer.param_groups:
-                    group["lr"] = config.low_lr
-                recent_errors.append((logits.argmax(1) != y).float().mean().item())
+                for param_group in optimizer.param_groups:
+                    param_group["lr"] = config.low_lr
+                recent_errors.append(batch_error)
                 history.low_lr_steps += 1
                 low = statistics.fmean(recent_errors) >= config.low_lr_until_error
-            if not torch.isfinite(loss):
+            if not math.isfinite(batch_loss):
                 bar.close()
                 history.diverged = True
                 raise Diverged(
-                    f"loss became {loss.item()} at step {history.steps}; "
+                    f"loss became {batch_loss} at step {history.steps}; "
                     "lower the learning rate or add warm-up",
                     history,
                 )
             optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            loss.backward()  # with DDP, this also averages the gradients over the processes
             optimizer.step()
             scheduler.step()
-            loss_sum, batches = loss_sum + loss.item(), batches + 1
+            history.step_loss.append(batch_loss)
+            loss_sum, batches = loss_sum + batch_loss, batches + 1
             history.steps += 1
             bar.update(1)
             if history.steps >= total:
@@ -250,12 +383,14 @@ def fit(
         history.epoch.append(epoch)
         history.lr.append(optimizer.param_groups[0]["lr"])
         history.running_loss.append(loss_sum / batches)
+        if group is not None:
+            _copy_buffers_from_first_process(model)
         if config.eval_train:
-            loss_, acc = evaluate(model, train_eval, device)
+            loss_, acc = evaluate(model, train_eval, device, group is not None)
             history.train_loss.append(loss_)
             history.train_acc.append(acc)
         if test_eval is not None:
-            loss_, acc = evaluate(model, test_eval, device)
+            loss_, acc = evaluate(model, test_eval, device, group is not None)
             history.test_loss.append(loss_)
             history.test_acc.append(acc)
         history.seconds.append(time.perf_counter() - start)
@@ -582,8 +717,12 @@ def build_model(
     data: data_lib.DataSplits,
     widths: tuple[int, ...] = (16, 32, 64),
     shortcut: str = "A",
+    norm: str = "batch",
 ) -> nn.Module:
-    """``resnetN`` or ``plainN`` (the CIFAR family, depth N = 6n+2) for ``data``'s images."""
+    """``resnetN`` or ``plainN`` (the CIFAR family, depth N = 6n+2) for ``data``'s images;
+    ``norm="none"`` leaves out every BatchNorm."""
+    if norm not in ("batch", "none"):
+        raise ValueError(f"norm must be 'batch' or 'none', not {norm!r}")
     for prefix, residual in (("resnet", True), ("plain", False)):
         if name.startswith(prefix) and name[len(prefix) :].isdigit():
             return cifar_resnet(
@@ -593,6 +732,7 @@ def build_model(
                 residual=residual,
                 widths=widths,
                 in_channels=data.in_channels,
+                norm_layer=nn.Identity if norm == "none" else None,
             )
     raise ValueError(f"unknown model {name!r}; use resnetN or plainN with N = 6n+2 (e.g. resnet56)")
 
@@ -636,7 +776,34 @@ def main(argv: list[str] | None = None) -> History:
     parser.add_argument("--device", default=None)
     parser.add_argument("--root", default=None, help="dataset folder (cifar10)")
     parser.add_argument("--out", default=None, help="write the history as JSON here")
+    parser.add_argument(
+        "--norm",
+        choices=["batch", "none"],
+        default="batch",
+        help="none: no BatchNorm (a network whose distributed run equals the one-process run)",
+    )
+    parser.add_argument(
+        "--distributed",
+        action="store_true",
+        help="data-parallel training in each process torchrun starts (see the examples above)",
+    )
+    parser.add_argument(
+        "--backend", choices=["gloo", "nccl"], default=None, help="default: nccl on CUDA, else gloo"
+    )
+    parser.add_argument(
+        "--sync-bn",
+        action="store_true",
+        help="with --distributed on GPUs: BatchNorm statistics over the global batch",
+    )
+    parser.add_argument(
+        "--replica-checksums",
+        metavar="DIR",
+        default=None,
+        help="every process writes the SHA-256 of its final weights and buffers to "
+        "DIR/rank<R>.sha256 (equal files: equal replicas)",
+    )
     args = parser.parse_args(argv)
+    launch = _check_launch(parser, args, sys.argv[1:] if argv is None else argv)
 
     profile = get_profile(args.profile)
     name = args.data or profile.dataset
@@ -660,27 +827,124 @@ def main(argv: list[str] | None = None) -> History:
             epochs=math.ceil(args.iterations / math.ceil(len(splits.train) / config.batch_size)),
         )
     widths = tuple(args.widths or (profile.widths if name == "digits" else (16, 32, 64)))
-    seed_everything(args.seed)
-    model = build_model(args.model, splits, widths, args.shortcut)
     device = torch.device(args.device) if args.device else pick_device()
-    print(f"profile: {profile.name} | device: {device} | dataset: {splits.describe()}")
-    print(f"model: {args.model} (widths {widths}, shortcut {args.shortcut}) | {config}")
-    history = fit(
-        model,
-        splits.train,
-        splits.test,
-        config,
-        device,
-        args.seed,
-        desc=args.model,
-        train_eval_set=splits.train_eval,
-    )
-    last = {k: v[-1] for k, v in history.to_dict().items() if isinstance(v, list) and v}
-    print(json.dumps({"steps": history.steps, **last}, indent=1))
-    if args.out:
-        with open(args.out, "w") as f:
-            json.dump({"model": args.model, "config": asdict(config), **history.to_dict()}, f)
+    rank, world = 0, 1
+    if launch is not None:
+        rank, world, local_rank = launch
+        if config.batch_size % world:
+            parser.error(
+                f"--batch-size {config.batch_size} is the global batch, shared by the {world} "
+                f"processes: it must be divisible by {world} "
+                f"(e.g. {config.batch_size // world * world or world})"
+            )
+        device = _process_device(parser, args, device, local_rank)
+    seed_everything(args.seed)
+    model = build_model(args.model, splits, widths, args.shortcut, args.norm)
+    if args.sync_bn:
+        model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+    if rank == 0:
+        print(f"profile: {profile.name} | device: {device} | dataset: {splits.describe()}")
+        print(f"model: {args.model} (widths {widths}, shortcut {args.shortcut}) | {config}")
+    if launch is not None:
+        backend = args.backend or ("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend, device_id=device if device.type == "cuda" else None)
+        if rank == 0:
+            print(
+                f"distributed: {world} processes ({backend}), {config.batch_size // world} "
+                f"examples each per step, BatchNorm {_bn_mode(args)}"
+            )
+    try:
+        history = fit(
+            model,
+            splits.train,
+            splits.test,
+            config,
+            device,
+            args.seed,
+            progress=rank == 0,
+            desc=args.model,
+            train_eval_set=splits.train_eval,
+        )
+        if args.replica_checksums:
+            os.makedirs(args.replica_checksums, exist_ok=True)
+            path = os.path.join(args.replica_checksums, f"rank{rank}.sha256")
+            with open(path, "w") as f:
+                f.write(state_checksum(model) + "\n")
+    finally:
+        if launch is not None:
+            dist.destroy_process_group()
+    if rank == 0:
+        last = {
+            k: v[-1]
+            for k, v in history.to_dict().items()
+            if isinstance(v, list) and v and k != "step_loss"
+        }
+        print(json.dumps({"steps": history.steps, **last}, indent=1))
+        if args.out:
+            with open(args.out, "w") as f:
+                record = {"model": args.model, "config": asdict(config), **history.to_dict()}
+                json.dump({**record, "processes": world}, f)
     return history
+
+
+#: What torchrun sets in every process it starts (with MASTER_ADDR and MASTER_PORT).
+TORCHRUN_VARIABLES = ("RANK", "LOCAL_RANK", "WORLD_SIZE")
+
+
+def _check_launch(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, argv: Sequence[str]
+) -> tuple[int, int, int] | None:
+    """``(rank, world size, local rank)`` from torchrun's environment with ``--distributed``,
+    None without; a usage error for a distributed run that torchrun did not start."""
+    if args.sync_bn and not args.distributed:
+        parser.error("--sync-bn is for --distributed runs")
+    if args.backend and not args.distributed:
+        parser.error("--backend is for --distributed runs")
+    if not args.distributed:
+        return None
+    missing = [name for name in TORCHRUN_VARIABLES if name not in os.environ]
+    if missing:
+        parser.error(
+            f"--distributed needs {', '.join(missing)}, which torchrun sets in every process "
+            "it starts; launch it with torchrun, e.g. for 2 processes on this machine:\n  "
+            "torchrun --standalone --nproc_per_node=2 -m resnet_lib.train " + shlex.join(argv)
+        )
+    return tuple(int(os.environ[name]) for name in ("RANK", "WORLD_SIZE", "LOCAL_RANK"))
+
+
+def _process_device(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    device: torch.device,
+    local_rank: int,
+) -> torch.device:
+    """The device of a distributed process: GPU number LOCAL_RANK on CUDA, else the CPU."""
+    if device.type == "cuda":
+        if local_rank >= torch.cuda.device_count():
+            parser.error(
+                f"process {local_rank} of this machine has no GPU: it has "
+                f"{torch.cuda.device_count()}; start at most that many (--nproc_per_node)"
+            )
+        device = torch.device("cuda", local_rank)
+        torch.cuda.set_device(device)
+    elif device.type != "cpu":
+        parser.error(f"--distributed runs on CUDA GPUs or CPUs, not on {device}; add --device cpu")
+    if args.sync_bn and device.type != "cuda":
+        parser.error(
+            "--sync-bn needs CUDA: PyTorch's SyncBatchNorm works on GPUs only "
+            "(DistributedDataParallel refuses it on a CPU: 'SyncBatchNorm layers only work with "
+            "GPU modules'). Without it each process normalises with the statistics of its own "
+            "shard of the batch."
+        )
+    return device
+
+
+def _bn_mode(args: argparse.Namespace) -> str:
+    if args.norm == "none":
+        return "none (--norm none)"
+    if args.sync_bn:
+        return "synchronised over the processes (--sync-bn)"
+    return "per process, over its own shard"
 
 
 if __name__ == "__main__":

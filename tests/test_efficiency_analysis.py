@@ -193,3 +193,26 @@ def test_multiply_adds_matches_closed_forms():
     model.train()
     assert rl.multiply_adds(model, (1, 1, 8, 8)) == sum(expected) + 8 * 10
     assert model.training  # mode restored
+
+
+def test_saved_activation_bytes_counts_what_backward_keeps():
+    from resnet_lib.efficiency import saved_activation_bytes
+
+    x = torch.randn(4, 10)
+    # a linear layer without bias saves its input (its weight is a parameter, not counted)
+    assert saved_activation_bytes(nn.Linear(10, 5, bias=False), x) == 4 * 10 * 4
+    # a ReLU after it saves its output (4 x 5 floats), the linear layer its input
+    net = nn.Sequential(nn.Linear(10, 5, bias=False), nn.ReLU(), nn.Linear(5, 3, bias=False))
+    # the second linear layer saves the ReLU's output: the same storage, counted once
+    assert saved_activation_bytes(net, x) == (4 * 10 + 4 * 5) * 4
+    # twice the batch, twice the activations
+    assert saved_activation_bytes(net, torch.randn(8, 10)) == 2 * saved_activation_bytes(net, x)
+
+
+def test_saved_activation_bytes_grows_with_depth_not_with_width_of_weights():
+    from resnet_lib.efficiency import saved_activation_bytes
+
+    x = torch.randn(2, 1, 16, 16)
+    small = saved_activation_bytes(rl.cifar_resnet(20, in_channels=1, widths=(8, 16, 32)), x)
+    deep = saved_activation_bytes(rl.cifar_resnet(56, in_channels=1, widths=(8, 16, 32)), x)
+    assert 2.3 < deep / small < 3.2  # 27 blocks against 9, plus the same stem and head

@@ -320,3 +320,29 @@ def test_theory_diagrams_render_a_png_with_content(name):
 @pytest.mark.parametrize("name, words", THEORY_WORDS.items())
 def test_theory_diagrams_alt_text_names_what_it_shows(name, words):
     test_diagram_alt_text_names_what_it_shows(name, words)
+
+
+# Chapter 9's diagram of the three blocks beyond the basic one.
+BEYOND_WORDS = {
+    "beyond_basic_blocks": [
+        "ResNeXt",
+        "32 paths",
+        "32 groups",
+        "squeeze-and-excitation",
+        "global average",
+        "sigmoid",
+        "dense block",
+        "concatenation, not addition",
+        "k₀ + 3k channels",
+    ]
+}
+
+
+@pytest.mark.parametrize("name", BEYOND_WORDS)
+def test_beyond_basic_diagram_renders_a_png_with_content(name):
+    test_diagram_renders_a_png_with_content(name)
+
+
+@pytest.mark.parametrize("name, words", BEYOND_WORDS.items())
+def test_beyond_basic_diagram_alt_text_names_what_it_shows(name, words):
+    test_diagram_alt_text_names_what_it_shows(name, words)
