@@ -17,6 +17,7 @@ import html
 import io
 import math
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import combinations
 
@@ -139,6 +140,23 @@ def _box(
         )
     )
     ax.text(x, y, text, ha="center", va="center", fontsize=size, color=INK, zorder=3, **text_kw)
+
+
+def _stack(
+    ax: Axes,
+    x: float,
+    ys: Sequence[float],
+    layers: Sequence[tuple[str, str]],
+    w: float = 1.5,
+    h: float = 0.36,
+    **box_kw,
+) -> None:
+    """A column of layers: a box per ``(text, kind)`` at the heights ``ys``, top to bottom, each
+    joined to the next by an arrow."""
+    for y, (text, kind) in zip(ys, layers, strict=True):
+        _box(ax, x, y, text, kind, w=w, h=h, **box_kw)
+    for a, b in zip(ys[:-1], ys[1:], strict=True):
+        _arrow(ax, (x, a - h / 2), (x, b + h / 2))
 
 
 def _arrow(
@@ -282,10 +300,7 @@ def basic_vs_bottleneck() -> Diagram:
         _dot(ax, x, top)
         ys = [top - 0.45 - step * i for i in range(len(layers))]
         _arrow(ax, (x, top + 0.08), (x, ys[0] + 0.18))
-        for y, (text, kind) in zip(ys, layers, strict=True):
-            _box(ax, x, y, text, kind)
-        for a, b in zip(ys[:-1], ys[1:], strict=True):
-            _arrow(ax, (x, a - 0.18), (x, b + 0.18))
+        _stack(ax, x, ys, layers)
         y_add = ys[-1] - 0.5
         y_relu = y_add - 0.5
         _arrow(ax, (x, ys[-1] - 0.18), (x, y_add + 0.15))
@@ -726,12 +741,9 @@ def highway_vs_residual() -> Diagram:
     ax.plot([xr, xr], [y_in - 0.12, y_split], color=INK, lw=1.2, zorder=1)
     ys = (3.25, 2.7, 2.15)
     _arrow(ax, (xr, y_split), (xr, ys[0] + 0.18))
-    for y, (text, kind) in zip(
-        ys, [("weight layer", "conv"), ("ReLU", "relu"), ("weight layer", "conv")], strict=True
-    ):
-        _box(ax, xr, y, text, kind, w=1.3)
-    for a, b in zip(ys[:-1], ys[1:], strict=True):
-        _arrow(ax, (xr, a - 0.18), (xr, b + 0.18))
+    _stack(
+        ax, xr, ys, [("weight layer", "conv"), ("ReLU", "relu"), ("weight layer", "conv")], w=1.3
+    )
     y_radd = 1.55
     _arrow(ax, (xr, ys[-1] - 0.18), (xr, y_radd + 0.15))
     _label(ax, xr - 0.2, 1.8, "F(x)", style="italic", ha="right")
@@ -879,10 +891,7 @@ def original_vs_preact() -> Diagram:
         _dot(ax, x, top)
         ys = [top - 0.45 - step * i for i in range(len(layers))]
         _arrow(ax, (x, top + 0.08), (x, ys[0] + 0.17))
-        for yb, (text, kind) in zip(ys, layers, strict=True):
-            _box(ax, x, yb, text, kind, w=1.3, h=0.34)
-        for a, b in zip(ys[:-1], ys[1:], strict=True):
-            _arrow(ax, (x, a - 0.17), (x, b + 0.17))
+        _stack(ax, x, ys, layers, w=1.3, h=0.34)
         _arrow(ax, (x, ys[-1] - 0.17), (x, y_add + 0.15))
         _add(ax, x, y_add)
         _path(
@@ -1011,10 +1020,8 @@ def beyond_basic_blocks() -> Diagram:
     for i, x in enumerate(cols):
         ys = (3.9, 3.25, 2.6)
         _arrow(ax, (x, split), (x, ys[0] + 0.17))
-        for y, text in zip(ys, ("1×1, 256→4", "3×3, 4→4", "1×1, 4→256"), strict=True):
-            _box(ax, x, y, text, w=0.74, **small)
-        for a, b in zip(ys[:-1], ys[1:], strict=True):
-            _arrow(ax, (x, a - 0.17), (x, b + 0.17))
+        layers = [(text, "conv") for text in ("1×1, 256→4", "3×3, 4→4", "1×1, 4→256")]
+        _stack(ax, x, ys, layers, w=0.74, **small)
         _label(ax, x, 4.3, f"path {(1, 2, 32)[i]}", size=FONT - 2.5, color=MUTED)
         _arrow(ax, (x, ys[-1] - 0.17), (xa + (x - xa) * 0.1, y_sum + 0.15))
     _label(ax, 1.95, 3.25, "···", size=FONT + 2)

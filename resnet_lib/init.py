@@ -17,7 +17,7 @@ that convolution (as Fixup does; Zhang et al., 2019).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 import torch
 from torch import nn
@@ -73,9 +73,8 @@ def zero_init_last(model: nn.Module) -> None:
     (its shift is zero after initialisation); without one, the branch's last convolution, which has
     no bias. Plain blocks (``residual=False``) are left alone: a zero branch would make them
     output 0, not their input."""
-    for m in model.modules():
-        if isinstance(m, RESIDUAL_BLOCKS) and m.residual:
-            nn.init.zeros_(m.branch_end.weight)
+    for weight in _branch_end_weights(model):
+        nn.init.zeros_(weight)
 
 
 def scale_residual_branches(model: nn.Module, alpha: float) -> nn.Module:
@@ -84,10 +83,16 @@ def scale_residual_branches(model: nn.Module, alpha: float) -> nn.Module:
     :func:`zero_init_last`, ``alpha = 1 / sqrt(L)`` for ``L`` blocks keeps the sum's mean square
     bounded in a network without normalisation, ``(1 + 1/L)^L < e`` (Chapter 8)."""
     with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, RESIDUAL_BLOCKS) and m.residual:
-                m.branch_end.weight.mul_(alpha)
+        for weight in _branch_end_weights(model):
+            weight.mul_(alpha)
     return model
+
+
+def _branch_end_weights(model: nn.Module) -> Iterator[nn.Parameter]:
+    """The last weight of every residual branch (see :func:`zero_init_last`)."""
+    for m in model.modules():
+        if isinstance(m, RESIDUAL_BLOCKS) and m.residual:
+            yield m.branch_end.weight
 
 
 def fixup(model: nn.Module) -> nn.Module:

@@ -97,30 +97,6 @@ def _no_figures_left_open():
     assert not leaked, f"figures left open: {leaked}"
 
 
-@pytest.mark.parametrize("name", DIAGRAMS)
-def test_diagram_renders_a_png_with_content(name):
-    diagram = _render(name)
-    assert isinstance(diagram, figures.Diagram)
-    assert diagram.png.startswith(PNG_SIGNATURE)
-    rgb = _pixels(diagram.png)
-    height, width, _ = rgb.shape
-    # About 6-9 inches wide at the module's resolution, and not a sliver.
-    assert 5.5 * figures.DPI <= width <= 9.8 * figures.DPI, width
-    assert height >= 2 * figures.DPI, height
-    ink = (rgb.min(axis=2) < 200).mean()  # pixels that are not (near-)white
-    assert 0.02 < ink < 0.5, f"{name}: {ink:.1%} of the pixels carry ink"
-    assert (rgb[0, :] > 250).all() and (rgb[-1, :] > 250).all(), "opaque white margin expected"
-    assert diagram.width == round(width * 96 / figures.DPI)
-
-
-@pytest.mark.parametrize("name, words", DIAGRAMS.items())
-def test_diagram_alt_text_names_what_it_shows(name, words):
-    alt = _render(name).alt
-    assert len(alt) > 150
-    missing = [w for w in words if w.lower() not in alt.lower()]
-    assert not missing, f"{name}'s alt text lacks {missing}: {alt}"
-
-
 def test_alt_text_follows_the_arguments():
     assert "6n+2 = 110 (n = 18)" in figures.cifar_stages(18).alt
     alt = figures.unraveled(4).alt
@@ -215,7 +191,7 @@ def test_the_book_renders_the_html_with_its_alt_text():
 
 # ------------------------------------------------------------ Chapter 5: highway networks
 
-HIGHWAY_WORDS = [
+DIAGRAMS["highway_vs_residual"] = [
     "highway layer",
     "transform gate",
     "carry gate",
@@ -224,14 +200,6 @@ HIGHWAY_WORDS = [
     "F(x) + x",
     "never reaches exactly 0 or 1",
 ]
-
-
-def test_highway_vs_residual_renders_a_png_with_content():
-    test_diagram_renders_a_png_with_content("highway_vs_residual")
-
-
-def test_highway_vs_residual_alt_text_names_what_it_shows():
-    test_diagram_alt_text_names_what_it_shows("highway_vs_residual", HIGHWAY_WORDS)
 
 
 def test_highway_vs_residual_draws_both_diagrams():
@@ -244,7 +212,7 @@ def test_highway_vs_residual_draws_both_diagrams():
 
 # ------------------------------------------------------------ Chapter 6: the ResNet family
 
-FAMILY_WORDS = {
+DIAGRAMS |= {
     "imagenet_stages": [
         "Table 1",
         "7×7 convolution",
@@ -264,16 +232,6 @@ FAMILY_WORDS = {
         "nothing follows the addition",
     ],
 }
-
-
-@pytest.mark.parametrize("name", FAMILY_WORDS)
-def test_family_diagrams_render_a_png_with_content(name):
-    test_diagram_renders_a_png_with_content(name)
-
-
-@pytest.mark.parametrize("name, words", FAMILY_WORDS.items())
-def test_family_diagrams_alt_text_names_what_it_shows(name, words):
-    test_diagram_alt_text_names_what_it_shows(name, words)
 
 
 @pytest.mark.parametrize("depth", figures.IMAGENET_LAYOUTS)
@@ -299,7 +257,7 @@ def test_imagenet_layouts_are_the_models(depth):
 
 
 # Chapter 7: the nested function classes (containment up to width, never strictness).
-THEORY_WORDS = {
+DIAGRAMS |= {
     "nested_classes": [
         "plain ReLU networks",
         "residual networks",
@@ -312,18 +270,8 @@ THEORY_WORDS = {
 }
 
 
-@pytest.mark.parametrize("name", THEORY_WORDS)
-def test_theory_diagrams_render_a_png_with_content(name):
-    test_diagram_renders_a_png_with_content(name)
-
-
-@pytest.mark.parametrize("name, words", THEORY_WORDS.items())
-def test_theory_diagrams_alt_text_names_what_it_shows(name, words):
-    test_diagram_alt_text_names_what_it_shows(name, words)
-
-
 # Chapter 9's diagram of the three blocks beyond the basic one.
-BEYOND_WORDS = {
+DIAGRAMS |= {
     "beyond_basic_blocks": [
         "ResNeXt",
         "32 paths",
@@ -338,11 +286,29 @@ BEYOND_WORDS = {
 }
 
 
-@pytest.mark.parametrize("name", BEYOND_WORDS)
-def test_beyond_basic_diagram_renders_a_png_with_content(name):
-    test_diagram_renders_a_png_with_content(name)
+# ------------------------------------------------------------ every diagram above
+# (parametrised here, after the chapters' sections have added their diagrams to DIAGRAMS)
 
 
-@pytest.mark.parametrize("name, words", BEYOND_WORDS.items())
-def test_beyond_basic_diagram_alt_text_names_what_it_shows(name, words):
-    test_diagram_alt_text_names_what_it_shows(name, words)
+@pytest.mark.parametrize("name", DIAGRAMS)
+def test_diagram_renders_a_png_with_content(name):
+    diagram = _render(name)
+    assert isinstance(diagram, figures.Diagram)
+    assert diagram.png.startswith(PNG_SIGNATURE)
+    rgb = _pixels(diagram.png)
+    height, width, _ = rgb.shape
+    # About 6-9 inches wide at the module's resolution, and not a sliver.
+    assert 5.5 * figures.DPI <= width <= 9.8 * figures.DPI, width
+    assert height >= 2 * figures.DPI, height
+    ink = (rgb.min(axis=2) < 200).mean()  # pixels that are not (near-)white
+    assert 0.02 < ink < 0.5, f"{name}: {ink:.1%} of the pixels carry ink"
+    assert (rgb[0, :] > 250).all() and (rgb[-1, :] > 250).all(), "opaque white margin expected"
+    assert diagram.width == round(width * 96 / figures.DPI)
+
+
+@pytest.mark.parametrize("name, words", DIAGRAMS.items())
+def test_diagram_alt_text_names_what_it_shows(name, words):
+    alt = _render(name).alt
+    assert len(alt) > 150
+    missing = [w for w in words if w.lower() not in alt.lower()]
+    assert not missing, f"{name}'s alt text lacks {missing}: {alt}"
