@@ -4,7 +4,9 @@
     python benchmarks/notebook_times.py --profile quick chapters/01_degradation.ipynb
     python benchmarks/notebook_times.py --save-dir /tmp/executed   # keep the executed notebooks
 
-The quick profile's budget is one minute per notebook on a 2-core CPU (--budget). Times include
+The quick profile's budget is one minute per notebook on a 2-core CPU (--budget), and eight
+minutes for the whole book, all chapters one after the other (--book-budget; the total line says
+whether the notebooks run met it). Times include
 starting the kernel and importing torch. Run it on a quiet machine: other work on the same cores
 slows the notebooks several times over. Exit status 1 if a notebook fails (not if it is slow).
 """
@@ -49,6 +51,9 @@ def main(argv: list[str] | None = None) -> int:
         help="RESNET_BOOK_PROFILE for the kernels (default: leave as is)",
     )
     parser.add_argument("--budget", type=float, default=60.0, help="seconds per notebook")
+    parser.add_argument(
+        "--book-budget", type=float, default=480.0, help="seconds for all the notebooks run"
+    )
     parser.add_argument("--timeout", type=int, default=600, help="seconds per cell")
     parser.add_argument("--save-dir", type=Path, default=None)
     args = parser.parse_args(argv)
@@ -82,7 +87,11 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )
     total = sum(r[1] for r in rows)
-    print(f"{'total':32s} {total:7.1f} s for {len(rows)} notebooks")
+    within = "yes" if total <= args.book_budget else "NO"
+    print(
+        f"{'total':32s} {total:7.1f} s for {len(rows)} notebooks  "
+        f"within {args.book_budget:.0f} s: {within}"
+    )
     return 1 if failed else 0
 
 

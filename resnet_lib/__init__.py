@@ -4,16 +4,17 @@ Each idea lives once, in a small module named after its topic; the chapters show
 rather than copying it. Use it as ``import resnet_lib as rl``.
 
 ``__all__`` holds what is exported here: the topic modules, each an attribute of the package
-(``rl.paths.path_sums``, ``rl.data.for_profile``): analysis, blocks, data, efficiency, figures,
-identity, init, models, notebook, paths, plotting, profiles, theory, train; and, from these modules, the
-names the chapters use most (``rl.cifar_resnet(20, residual=False)``):
+(``rl.paths.path_sums``, ``rl.data.for_profile``): analysis, blocks, data, domains, efficiency,
+figures, identity, init, models, modern, notebook, paths, plotting, profiles, theory, train; and, from
+these modules, the names the chapters use most (``rl.cifar_resnet(20, residual=False)``):
 
 - blocks: conv3x3, conv1x1, ShortcutA, projection, make_shortcut, BasicBlock, Bottleneck,
   SEBasicBlock, SEBottleneck, PreActBasicBlock, PreActBottleneck, HighwayLayer, DenseLayer,
-  DenseBlock, Transition, FixupBasicBlock
+  DenseBlock, Transition, FixupBasicBlock, MBConv
 - models: ResNet, resnet18, resnet34, resnet50, resnet101, resnet152, resnext50_32x4d,
   wide_resnet50_2, se_resnet50, CifarResNet, cifar_resnet, se_resnet, cifar_resnext,
-  PreActResNet, preact_resnet, wide_resnet, HighwayNetwork, DenseNet, cifar_densenet, VGG, fixup_resnet
+  PreActResNet, preact_resnet, wide_resnet, HighwayNetwork, DenseNet, cifar_densenet, VGG,
+  fixup_resnet, EfficientNet, efficientnet
 - init: initialize, zero_init_last, fixup
 - efficiency: count_parameters, conv_weights, multiply_adds
 - analysis: ShapeRow, trace_shapes
@@ -31,15 +32,16 @@ from . import (
     analysis,
     blocks,
     data,
+    domains,
     efficiency,
     identity,
     init,
     models,
+    modern,
     notebook,
     paths,
     profiles,
     theory,
-    train,
 )
 from .analysis import ShapeRow, trace_shapes
 from .blocks import (
@@ -49,6 +51,7 @@ from .blocks import (
     DenseLayer,
     FixupBasicBlock,
     HighwayLayer,
+    MBConv,
     PreActBasicBlock,
     PreActBottleneck,
     SEBasicBlock,
@@ -67,12 +70,14 @@ from .models import (
     VGG,
     CifarResNet,
     DenseNet,
+    EfficientNet,
     HighwayNetwork,
     PreActResNet,
     ResNet,
     cifar_densenet,
     cifar_resnet,
     cifar_resnext,
+    efficientnet,
     fixup_resnet,
     preact_resnet,
     resnet18,
@@ -88,7 +93,6 @@ from .models import (
 )
 from .notebook import Numbers, glue, markdown_table, show_source, show_table
 from .profiles import PROFILES, Profile, Setup, get_profile, pick_device, seed_everything, setup
-from .train import History, TrainConfig, compare, config_for, fit, lr_range_test
 
 __version__ = "0.1.0"
 
@@ -97,11 +101,13 @@ __all__ = [
     "analysis",
     "blocks",
     "data",
+    "domains",
     "efficiency",
     "figures",
     "identity",
     "init",
     "models",
+    "modern",
     "notebook",
     "paths",
     "plotting",
@@ -125,6 +131,7 @@ __all__ = [
     "DenseBlock",
     "Transition",
     "FixupBasicBlock",
+    "MBConv",
     # models
     "ResNet",
     "resnet18",
@@ -147,6 +154,8 @@ __all__ = [
     "cifar_densenet",
     "VGG",
     "fixup_resnet",
+    "EfficientNet",
+    "efficientnet",
     # init
     "initialize",
     "zero_init_last",
@@ -186,10 +195,21 @@ __all__ = [
     "markdown_table",
 ]
 
-# The drawing modules import matplotlib (half a second), which a training worker process or a
-# test that only builds networks does not need: they load on first use (PEP 562), so that
-# ``rl.figures``, ``rl.plotting`` and ``rl.plot_curves`` work as if imported above.
-_LAZY = {"figures": None, "plotting": None, "plot_curves": "plotting"}
+# These load on first use (PEP 562), so that ``rl.figures``, ``rl.plot_curves``, ``rl.fit`` ...
+# work as if imported above. The drawing modules import matplotlib (half a second), which a
+# training worker process or a test that only builds networks does not need. ``train`` is lazy so
+# that ``python -m resnet_lib.train`` (and torchrun's ``-m resnet_lib.train``) runs the module
+# once, as ``__main__``, without runpy's "found in sys.modules" warning: importing the package
+# first must not import that module.
+_LAZY = {
+    "figures": None,
+    "plotting": None,
+    "plot_curves": "plotting",
+    "train": None,
+    **dict.fromkeys(
+        ("History", "TrainConfig", "compare", "config_for", "fit", "lr_range_test"), "train"
+    ),
+}
 
 
 def __getattr__(name: str):

@@ -562,3 +562,78 @@ class Transition(nn.Sequential):
             conv1x1(in_channels, out_channels),
             nn.AvgPool2d(2),
         )
+
+
+def conv_bn_act(
+    in_channels: int,
+    out_channels: int,
+    kernel_size: int,
+    stride: int = 1,
+    groups: int = 1,
+    activation: bool = True,
+) -> nn.Sequential:
+    """Conv (no bias), BatchNorm, then SiLU unless ``activation=False``: torchvision's
+    ``Conv2dNormActivation`` as EfficientNet uses it (same state_dict keys ``0.weight``, ``1.*``)."""
+    layers: list[nn.Module] = [
+        nn.Conv2d(
+            in_channels,
+            out_channels,
+            kernel_size,
+            stride,
+            padding=(kernel_size - 1) // 2,
+            groups=groups,
+            bias=False,
+        ),
+        nn.BatchNorm2d(out_channels),
+    ]
+    if activation:
+        layers.append(nn.SiLU(inplace=True))
+    return nn.Sequential(*layers)
+
+
+class MBConv(nn.Module):
+    """Mobile inverted bottleneck of EfficientNet (Tan and Le, 2019), after MobileNetV2's inverted
+    residual (Sandler et al., 2018) with squeeze-and-excitation (Hu et al., 2018):
+
+        expand 1x1 (C -> tC, SiLU), depthwise kxk (stride s, SiLU), SE, project 1x1 (tC -> C', no
+        activation: the "linear bottleneck");  y = x + F(x) only if s == 1 and C == C'.
+
+    The branch widens the thin stream t times (the reverse of ResNet's bottleneck, hence
+    "inverted"); the shortcut joins the thin ends. In training, stochastic depth (Huang et al.,
+    2016) drops the whole branch of a sample with probability ``stochastic_depth_prob``.
+    Layers and state_dict keys are torchvision's ``MBConv``; ``residual=False`` drops the shortcut.
+    """
+
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        *,
+        expand_ratio: int = 6,
+        kernel_size: int = 3,
+        stride: int = 1,
+        stochastic_depth_prob: float = 0.0,
+        residual: bool = True,
+    ) -> None:
+        super().__init__()
+        from torchvision.ops import SqueezeExcitation, StochasticDepth  # see _squeeze_excitation
+
+        expanded = in_channels * expand_ratio
+        layers: list[nn.Module] = []
+        if expanded != in_channels:
+            layers.append(conv_bn_act(in_channels, expanded, 1))
+        layers += [
+            conv_bn_act(expanded, expanded, kernel_size, stride, groups=expanded),  # depthwise
+            SqueezeExcitation(expanded, max(1, in_channels // 4), activation=nn.SiLU),
+            conv_bn_act(expanded, out_channels, 1, activation=False),  # linear projection
+        ]
+        self.block = nn.Sequential(*layers)
+        self.use_res_connect = residual and stride == 1 and in_channels == out_channels
+        self.stochastic_depth = StochasticDepth(stochastic_depth_prob, "row")
+        self.out_channels = out_channels
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.block(x)
+        if self.use_res_connect:
+            out = x + self.stochastic_depth(out)
+        return out

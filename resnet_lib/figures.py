@@ -1128,9 +1128,175 @@ def beyond_basic_blocks() -> Diagram:
     )
 
 
+def residual_forms() -> Diagram:
+    """Chapter 11's three residual forms side by side: a pre-LN transformer layer (Xiong et al.,
+    2020), a residual recurrent cell unrolled over one time step, and a residual graph
+    convolution (Li et al., 2019). Each adds its input to the output of a branch."""
+    fig, ax = _canvas(9.0, 5.0)
+    top = 4.55
+    # Panel 1: pre-LN transformer layer, two sublayers with their own shortcut each.
+    x1 = 1.45
+    _label(ax, x1, 4.85, "transformer layer (pre-LN)", weight="bold")
+    _label(ax, x1, top, "x", style="italic", size=FONT + 1)
+    small = dict(w=1.3, h=0.32, size=FONT - 1.5)
+    for y0, name in ((4.25, "multi-head\nattention"), (2.35, "MLP")):
+        _dot(ax, x1, y0)
+        _arrow(ax, (x1, y0), (x1, y0 - 0.3))
+        _box(ax, x1, y0 - 0.47, "LayerNorm", "pool", **small)
+        _arrow(ax, (x1, y0 - 0.63), (x1, y0 - 0.85))
+        _box(ax, x1, y0 - 1.07, name, "conv", w=1.3, h=0.42, size=FONT - 1.5)
+        _arrow(ax, (x1, y0 - 1.28), (x1, y0 - 1.5))
+        _add(ax, x1, y0 - 1.65)
+        _path(
+            ax,
+            [(x1, y0), (x1 + 0.95, y0), (x1 + 0.95, y0 - 1.65), (x1 + 0.15, y0 - 1.65)],
+            color=SHORTCUT,
+            lw=1.6,
+        )
+    ax.plot([x1, x1], [top - 0.12, 4.25], color=INK, lw=1.2, zorder=1)
+    ax.plot([x1, x1], [4.25 - 1.8, 2.35], color=INK, lw=1.2, zorder=1)
+    _arrow(ax, (x1, 2.35 - 1.8), (x1, 0.35))
+    _label(ax, x1, 0.15, "x + Attn(LN(x)), then + MLP(LN(·))", style="italic", size=FONT - 1.5)
+    # Panel 2: residual RNN cell, h_{t-1} -> F(h_{t-1}, x_t) -> (+) -> h_t.
+    x2 = 4.5
+    _label(ax, x2, 4.85, "recurrent cell (residual in time)", weight="bold")
+    _label(ax, x2, top, "h$_{t-1}$", style="italic", size=FONT + 1)
+    _dot(ax, x2, 4.15)
+    ax.plot([x2, x2], [top - 0.15, 4.15], color=INK, lw=1.2, zorder=1)
+    _arrow(ax, (x2, 4.15), (x2, 3.2 + 0.25))
+    _label(ax, x2 - 1.05, 3.2, "x$_t$", style="italic", size=FONT + 1)
+    _arrow(ax, (x2 - 0.9, 3.2), (x2 - 0.65, 3.2))
+    _box(
+        ax, x2, 3.2, "F = tanh(W h$_{t-1}$\n + U x$_t$ + b)", "conv", w=1.3, h=0.5, size=FONT - 1.5
+    )
+    _arrow(ax, (x2, 3.2 - 0.25), (x2, 2.0 + 0.15))
+    _add(ax, x2, 2.0)
+    _path(
+        ax,
+        [(x2, 4.15), (x2 + 0.95, 4.15), (x2 + 0.95, 2.0), (x2 + 0.15, 2.0)],
+        color=SHORTCUT,
+        lw=1.6,
+    )
+    _label(ax, x2 + 1.0, 3.2, "h$_{t-1}$", color=SHORTCUT, style="italic", ha="left", size=FONT - 1)
+    _arrow(ax, (x2, 2.0 - 0.15), (x2, 1.1))
+    _label(ax, x2, 0.95, "h$_t$ (to step t + 1)", style="italic", size=FONT)
+    _label(ax, x2, 0.15, "h$_t$ = h$_{t-1}$ + F(h$_{t-1}$, x$_t$)", style="italic", size=FONT - 1.5)
+    # Panel 3: residual graph convolution.
+    x3 = 7.5
+    _label(ax, x3, 4.85, "graph convolution (ResGCN)", weight="bold")
+    _label(ax, x3, top, "H$^{(l)}$", style="italic", size=FONT + 1)
+    _dot(ax, x3, 4.15)
+    ax.plot([x3, x3], [top - 0.15, 4.15], color=INK, lw=1.2, zorder=1)
+    _stack(
+        ax,
+        x3,
+        (3.55, 2.95, 2.35),
+        [("H W$^{(l)}$", "conv"), ("Â · (mix neighbours)", "proj"), ("σ = ReLU", "relu")],
+        w=1.3,
+        h=0.34,
+        size=FONT - 1.5,
+    )
+    _arrow(ax, (x3, 4.15), (x3, 3.55 + 0.17))
+    _arrow(ax, (x3, 2.35 - 0.17), (x3, 1.75 + 0.15))
+    _add(ax, x3, 1.75)
+    _path(
+        ax,
+        [(x3, 4.15), (x3 + 0.95, 4.15), (x3 + 0.95, 1.75), (x3 + 0.15, 1.75)],
+        color=SHORTCUT,
+        lw=1.6,
+    )
+    _arrow(ax, (x3, 1.75 - 0.15), (x3, 1.1))
+    _label(ax, x3, 0.95, "H$^{(l+1)}$", style="italic", size=FONT)
+    _label(
+        ax,
+        x3,
+        0.15,
+        "H$^{(l+1)}$ = H$^{(l)}$ + σ(Â H$^{(l)}$ W$^{(l)}$)",
+        style="italic",
+        size=FONT - 1.5,
+    )
+    ax.set_ylim(-0.1, 5.05)
+    return show(
+        fig,
+        alt=(
+            "Three residual forms side by side, each with its shortcut in green. Left, a pre-LN "
+            "transformer layer: x goes through LayerNorm and multi-head attention and is added "
+            "back, x + Attn(LN(x)); the result goes through LayerNorm and an MLP and is added "
+            "back again. Middle, a recurrent cell that is residual in time: the previous state "
+            "h_(t-1) and the input x_t feed F = tanh(W h_(t-1) + U x_t + b), and the shortcut "
+            "adds h_(t-1), so h_t = h_(t-1) + F(h_(t-1), x_t) is passed to the next time step. "
+            "Right, a residual graph convolution: the node features H^(l) are multiplied by the "
+            "weights W^(l), mixed over each node's neighbours by the normalised adjacency Â, "
+            "passed through ReLU and added to H^(l): H^(l+1) = H^(l) + σ(Â H^(l) W^(l))."
+        ),
+    )
+
+
 def _sub(i: int) -> str:
     return str(i).translate(str.maketrans("0123456789", "₀₁₂₃₄₅₆₇₈₉"))
 
 
 def _sup(i: int) -> str:
     return str(i).translate(str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹"))
+
+
+def bottleneck_vs_mbconv() -> Diagram:
+    """ResNet-50's bottleneck (wide stream, narrow inside) next to EfficientNet's MBConv (thin
+    stream, six times wider inside: the *inverted* bottleneck of Sandler et al., 2018), each box
+    as wide as its number of channels."""
+
+    def width(channels: int) -> float:
+        return 1.75 + 1.3 * channels / 256
+
+    bottleneck = [(64, "1×1 conv, 64 · ReLU", "conv"), (64, "3×3 conv, 64 · ReLU", "conv")]
+    bottleneck.append((256, "1×1 conv, 256", "conv"))
+    mbconv = [
+        (240, "1×1 conv, 240 · SiLU", "conv"),
+        (240, "5×5 depthwise, 240 · SiLU", "conv"),
+        (240, "SE: 240 → 10 → 240", "relu"),
+        (40, "1×1 conv, 40 (linear)", "conv"),
+    ]
+    fig, ax = _canvas(8.6, 4.6)
+    top, step = 3.85, 0.6
+    for x, layers, d, title in (
+        (1.8, bottleneck, 256, "bottleneck (ResNet-50)"),
+        (5.8, mbconv, 40, "MBConv (EfficientNet-B0)"),
+    ):
+        _label(ax, x, 4.45, title, weight="bold")
+        _label(ax, x, top + 0.22, f"{d}-d input", style="italic")
+        _dot(ax, x, top)
+        ys = [top - 0.5 - step * i for i in range(len(layers))]
+        _arrow(ax, (x, top + 0.08), (x, ys[0] + 0.18))
+        for y, (channels, text, kind) in zip(ys, layers, strict=True):
+            _box(ax, x, y, text, kind, w=width(channels), size=FONT - 1)
+        for a, b in zip(ys[:-1], ys[1:], strict=True):
+            _arrow(ax, (x, a - 0.18), (x, b + 0.18))
+        y_add = ys[-1] - 0.5
+        _arrow(ax, (x, ys[-1] - 0.18), (x, y_add + 0.15))
+        _add(ax, x, y_add)
+        side = x + 1.7
+        _path(ax, [(x, top), (side, top), (side, y_add), (x + 0.15, y_add)], SHORTCUT, 1.6)
+        _label(ax, side + 0.1, (top + y_add) / 2, "identity", color=SHORTCUT, ha="left")
+        y_out = y_add - 0.45
+        if d == 256:  # the bottleneck applies ReLU after the addition, MBConv nothing
+            _arrow(ax, (x, y_add - 0.15), (x, y_add - 0.37))
+            _box(ax, x, y_add - 0.55, "ReLU", "relu", w=1.0, size=FONT - 1)
+            y_out = y_add - 0.73
+        else:
+            _arrow(ax, (x, y_add - 0.15), (x, y_out))
+        _label(ax, x, y_out - 0.15, f"{d}-d output", style="italic")
+    ax.set_ylim(y_add - 0.8, 4.7)
+    return show(
+        fig,
+        alt=(
+            "Two residual blocks drawn with each layer as wide as its number of channels. Left, "
+            "ResNet-50's bottleneck on a 256-d input: a 1×1 convolution narrows it to 64 channels "
+            "with ReLU, a 3×3 convolution works at 64 channels, a 1×1 convolution widens back to "
+            "256, and the identity shortcut adds the input: wide, narrow, wide. Right, "
+            "EfficientNet-B0's MBConv on a 40-d input: a 1×1 convolution expands it six times to "
+            "240 channels with SiLU, a 5×5 depthwise convolution filters each of the 240 "
+            "channels, squeeze-and-excitation rescales them (240 to 10 to 240), a 1×1 convolution "
+            "without activation projects back to 40, and the identity shortcut adds the input: "
+            "narrow, wide, narrow, the inverted bottleneck."
+        ),
+    )

@@ -9,6 +9,7 @@ Constructors take the depth (and the block layout) by position and every option 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 from torch import Tensor, nn
@@ -19,6 +20,7 @@ from .blocks import (
     DenseBlock,
     FixupBasicBlock,
     HighwayLayer,
+    MBConv,
     NormLayer,
     PreActBasicBlock,
     PreActBottleneck,
@@ -26,6 +28,7 @@ from .blocks import (
     SEBottleneck,
     Transition,
     conv3x3,
+    conv_bn_act,
     make_shortcut,
 )
 from .init import fixup, initialize
@@ -636,3 +639,117 @@ class VGG(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.fc(self.avgpool(self.features(x)).flatten(1))
+
+
+#: EfficientNet-B0's stages (Tan and Le, 2019, Table 1): (expansion t, kernel k, stride of the
+#: first block, input channels, output channels, blocks). A 3x3 stride-2 stem with 32 channels
+#: comes before them; a 1x1 convolution to 1280 channels, pooling and the classifier after.
+EFFICIENTNET_B0 = (
+    (1, 3, 1, 32, 16, 1),
+    (6, 3, 2, 16, 24, 2),
+    (6, 5, 2, 24, 40, 2),
+    (6, 3, 2, 40, 80, 3),
+    (6, 5, 1, 80, 112, 3),
+    (6, 5, 2, 112, 192, 4),
+    (6, 3, 1, 192, 320, 1),
+)
+
+#: (width multiplier, depth multiplier, resolution, dropout) of the released EfficientNets, as in
+#: the authors' code and torchvision; not exactly 1.1^phi, 1.2^phi, 1.15^phi (Chapter 12).
+EFFICIENTNET_COEFFICIENTS = {
+    "b0": (1.0, 1.0, 224, 0.2),
+    "b1": (1.0, 1.1, 240, 0.2),
+    "b2": (1.1, 1.2, 260, 0.3),
+    "b3": (1.2, 1.4, 300, 0.3),
+    "b4": (1.4, 1.8, 380, 0.4),
+    "b5": (1.6, 2.2, 456, 0.4),
+    "b6": (1.8, 2.6, 528, 0.5),
+    "b7": (2.0, 3.1, 600, 0.5),
+}
+
+
+def scale_width(channels: int, width_mult: float, divisor: int = 8) -> int:
+    """``channels * width_mult`` rounded to the nearest multiple of ``divisor`` (and never more
+    than 10% below it): the rounding of the authors' code and torchvision's ``_make_divisible``."""
+    scaled = channels * width_mult
+    rounded = max(divisor, int(scaled + divisor / 2) // divisor * divisor)
+    return rounded + divisor if rounded < 0.9 * scaled else rounded
+
+
+def scale_depth(blocks: int, depth_mult: float) -> int:
+    """``ceil(blocks * depth_mult)``: the blocks of a stage after depth scaling."""
+    return math.ceil(blocks * depth_mult)
+
+
+class EfficientNet(nn.Module):
+    """EfficientNet (Tan and Le, 2019): a stride-2 stem, stages of
+    :class:`~resnet_lib.blocks.MBConv` scaled by ``width_mult`` (channels) and ``depth_mult``
+    (blocks per stage), a 1x1 head convolution, pooling, dropout and a linear classifier. Layers
+    and state_dict keys (``features.*``, ``classifier.1``) are torchvision's ``efficientnet_b*``.
+    Stochastic depth grows linearly from 0 at the first block towards ``stochastic_depth_prob``.
+    ``resolution`` is the input size the network is scaled for; it changes no layer."""
+
+    def __init__(
+        self,
+        width_mult: float = 1.0,
+        depth_mult: float = 1.0,
+        resolution: int = 224,
+        *,
+        num_classes: int = 1000,
+        in_channels: int = 3,
+        dropout: float = 0.2,
+        stochastic_depth_prob: float = 0.2,
+        residual: bool = True,
+        stages: Sequence[tuple[int, int, int, int, int, int]] = EFFICIENTNET_B0,
+    ) -> None:
+        super().__init__()
+        self.resolution = resolution
+        widths = [(scale_width(s[3], width_mult), scale_width(s[4], width_mult)) for s in stages]
+        layers: list[nn.Module] = [conv_bn_act(in_channels, widths[0][0], 3, stride=2)]
+        total = sum(scale_depth(s[5], depth_mult) for s in stages)
+        index = 0
+        for (expand, kernel, stride, *_, blocks), (c_in, c_out) in zip(stages, widths, strict=True):
+            stage = []
+            for i in range(scale_depth(blocks, depth_mult)):
+                mbconv = MBConv(
+                    c_in if i == 0 else c_out,
+                    c_out,
+                    expand_ratio=expand,
+                    kernel_size=kernel,
+                    stride=stride if i == 0 else 1,
+                    stochastic_depth_prob=stochastic_depth_prob * index / total,
+                    residual=residual,
+                )
+                stage.append(mbconv)
+                index += 1
+            layers.append(nn.Sequential(*stage))
+        head = 4 * widths[-1][1]
+        layers.append(conv_bn_act(widths[-1][1], head, 1))
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d(1)
+        self.classifier = nn.Sequential(
+            nn.Dropout(dropout, inplace=True), nn.Linear(head, num_classes)
+        )
+        for m in self.modules():  # torchvision's initialisation
+            if isinstance(m, nn.Conv2d):
+                nn.init.kaiming_normal_(m.weight, mode="fan_out")
+            elif isinstance(m, nn.BatchNorm2d):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+            elif isinstance(m, nn.Linear):
+                bound = 1.0 / math.sqrt(m.out_features)
+                nn.init.uniform_(m.weight, -bound, bound)
+                nn.init.zeros_(m.bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.classifier(self.avgpool(self.features(x)).flatten(1))
+
+
+def efficientnet(
+    width_mult: float = 1.0, depth_mult: float = 1.0, resolution: int = 224, **kwargs
+) -> EfficientNet:
+    """EfficientNet with compound-scaling coefficients ``width_mult``, ``depth_mult`` and
+    ``resolution``: ``efficientnet(1.0, 1.0, 224)`` is B0, and
+    ``efficientnet(*EFFICIENTNET_COEFFICIENTS["b3"][:3], dropout=0.3)`` is B3. Options as
+    :class:`EfficientNet`'s."""
+    return EfficientNet(width_mult, depth_mult, resolution, **kwargs)

@@ -102,7 +102,7 @@ class Setup:
     threads: int = 0  # PyTorch's CPU threads (torch.get_num_threads())
 
     def describe(self) -> str:
-        data = self.dataset or "none (this chapter uses random tensors)"
+        data = self.dataset or "none (this chapter generates its own inputs)"
         threads = f" ({self.threads} CPU threads)" if self.device.type == "cpu" else ""
         return f"profile: {self.profile.name} | device: {self.device}{threads} | dataset: {data}"
 

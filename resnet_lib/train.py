@@ -690,19 +690,44 @@ def start_workers(device: torch.device | str | None = None) -> None:
         forkserver.ensure_running()
 
 
+def map_in_workers(function: Callable, jobs: Sequence[dict], processes: int | None = None) -> list:
+    """``[function(**kwargs) for kwargs in jobs]``, in worker processes on the CPU: the pool of
+    :func:`compare` for work that is not one of its training runs (Chapter 11's transformers).
+
+    ``processes=None`` uses one process per usable CPU (at most one per job); 1 runs here. The
+    results come back in the order of ``jobs``. ``function`` must be importable from a module
+    (a worker process cannot unpickle a function defined in a notebook); it sets its own number
+    of threads if it cares."""
+    processes = min(len(jobs), processes or usable_cpus())
+    if processes <= 1:
+        return [function(**kwargs) for kwargs in jobs]
+    if getattr(function, "__module__", None) == "__main__" or not _picklable(function):
+        raise TypeError(
+            f"worker processes need a function they can import, such as one from resnet_lib; "
+            f"{function!r} cannot be pickled. Pass processes=1 to run it here."
+        )
+    with ProcessPoolExecutor(processes, mp_context=_worker_context()) as pool:
+        return list(pool.map(_call_with_kwargs, [(function, kwargs) for kwargs in jobs]))
+
+
+def _call_with_kwargs(job: tuple[Callable, dict]):
+    function, kwargs = job
+    return function(**kwargs)
+
+
 def _worker_context() -> multiprocessing.context.BaseContext:
     """How worker processes start. Not by forking this process: a child forked from a process
     that has used OpenMP threads can hang in that pool. Where the system has it, a fork server: a
     fresh process that imports what a worker needs once and then forks every worker, so a worker
-    starts in milliseconds instead of importing it all itself. That is resnet_lib with torch, and
-    torch._dynamo, which torch imports the first time a process creates an optimizer (2.4 s on
+    starts in milliseconds instead of importing it all itself. That is resnet_lib with torch, this
+    module (which importing the package leaves for later), and torch._dynamo, which torch imports the first time a process creates an optimizer (2.4 s on
     one core of our 2-core CI machine, more than torch itself). The server lives as long as this
     process and keeps the resnet_lib it imported: after editing resnet_lib, restart the kernel.
     Elsewhere (Windows) workers are spawned."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["resnet_lib", "torch._dynamo"])
+    context.set_forkserver_preload(["resnet_lib", "resnet_lib.train", "torch._dynamo"])
     return context
 
 

@@ -286,6 +286,32 @@ DIAGRAMS |= {
 }
 
 
+# Chapter 11's three residual forms outside image classification.
+DIAGRAMS |= {
+    "residual_forms": [
+        "pre-LN transformer layer",
+        "x + Attn(LN(x))",
+        "h_t = h_(t-1) + F(h_(t-1), x_t)",
+        "H^(l+1) = H^(l) + σ(Â H^(l) W^(l))",
+        "normalised adjacency",
+        "shortcut in green",
+    ]
+}
+
+
+# Chapter 12's bottleneck against the mobile inverted bottleneck.
+DIAGRAMS |= {
+    "bottleneck_vs_mbconv": [
+        "256-d input",
+        "40-d input",
+        "240 channels",
+        "depthwise",
+        "squeeze-and-excitation",
+        "inverted bottleneck",
+    ]
+}
+
+
 # ------------------------------------------------------------ every diagram above
 # (parametrised here, after the chapters' sections have added their diagrams to DIAGRAMS)
 

@@ -65,3 +65,15 @@ def test_importing_the_library_does_not_import_the_grader():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_running_train_as_a_module_imports_it_once():
+    """``python -m resnet_lib.train`` (torchrun's ``-m`` too) must not find the module already
+    imported by the package: runpy would warn and run a second copy beside it."""
+    code = [sys.executable, "-W", "error::RuntimeWarning", "-m", "resnet_lib.train", "--help"]
+    out = subprocess.run(code, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "usage:" in out.stdout and "found in sys.modules" not in out.stderr
+    lazy = "import sys, resnet_lib; print('resnet_lib.train' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", lazy], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
