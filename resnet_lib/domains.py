@@ -53,7 +53,7 @@ class TransformerBlock(nn.Module):
         super().__init__()
         if norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {norm!r}")
-        self.residual, self.norm, self.causal = residual, norm, causal
+        self.dim, self.residual, self.norm, self.causal = dim, residual, norm, causal
         self.ln1 = nn.LayerNorm(dim) if norm else nn.Identity()
         self.attn = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
         self.ln2 = nn.LayerNorm(dim) if norm else nn.Identity()
@@ -75,6 +75,7 @@ class TransformerBlock(nn.Module):
         return x + fx if self.residual else fx
 
     def forward(self, x: Tensor) -> Tensor:
+        _check_tokens(x, self.dim, "TransformerBlock")
         if self.norm == "post":
             x = self.ln1(self.add(x, self.attend(x)))
             return self.ln2(self.add(x, self.mlp(x)))
@@ -83,6 +84,14 @@ class TransformerBlock(nn.Module):
 
     def extra_repr(self) -> str:
         return f"residual={self.residual}, norm={self.norm!r}, causal={self.causal}"
+
+
+def _check_tokens(x: Tensor, dim: int, name: str) -> None:
+    if x.dim() != 3 or x.shape[-1] != dim:
+        raise ValueError(
+            f"{name} takes (batch, tokens, {dim}) tensors, got shape {tuple(x.shape)}; "
+            f"embed the tokens to width {dim} first (batch_first)"
+        )
 
 
 class TinyTransformer(nn.Module):
@@ -118,6 +127,11 @@ class TinyTransformer(nn.Module):
         self.head = nn.Linear(dim, vocab)
 
     def forward(self, tokens: Tensor) -> Tensor:
+        if tokens.dim() != 2 or tokens.shape[1] > len(self.position):
+            raise ValueError(
+                f"TinyTransformer takes (batch, length) integer tokens with length at most "
+                f"{len(self.position)} (its position embeddings), got shape {tuple(tokens.shape)}"
+            )
         x = self.embed(tokens) + self.position[: tokens.shape[1]]
         return self.head(self.ln(self.blocks(x)))
 
@@ -155,6 +169,11 @@ class RecurrentNet(nn.Module):
     def forward(
         self, x: Tensor, return_states: bool = False
     ) -> Tensor | tuple[Tensor, list[Tensor]]:
+        if x.dim() != 3 or x.shape[2] != self.cell.input_size:
+            raise ValueError(
+                f"RecurrentNet takes (batch, time, {self.cell.input_size}) inputs, "
+                f"got shape {tuple(x.shape)}"
+            )
         h = x.new_zeros(x.shape[0], self.hidden)
         states = []
         for t in range(x.shape[1]):  # x: (batch, time, features)
@@ -216,7 +235,19 @@ def hidden_gradient_norms(states: list[Tensor], loss: Tensor) -> Tensor:
 
 def normalized_adjacency(adjacency: Tensor) -> Tensor:
     """``A_hat = D^-1/2 (A + I) D^-1/2`` with ``D`` the degrees of ``A + I``: the propagation
-    matrix of a graph convolutional network (Kipf and Welling, 2017, Eq. 2)."""
+    matrix of a graph convolutional network (Kipf and Welling, 2017, Eq. 2).
+
+    ``adjacency``: square, symmetric (an undirected graph), non-negative, and without
+    self-loops (this adds them; a diagonal already set would count twice)."""
+    if adjacency.dim() != 2 or adjacency.shape[0] != adjacency.shape[1]:
+        raise ValueError(f"the adjacency must be a square matrix, got {tuple(adjacency.shape)}")
+    if not torch.equal(adjacency, adjacency.T) or (adjacency < 0).any():
+        raise ValueError("the adjacency must be symmetric and non-negative (an undirected graph)")
+    if adjacency.diagonal().any():
+        raise ValueError(
+            "the adjacency has self-loops on its diagonal; pass it without them "
+            "(normalized_adjacency adds the identity itself)"
+        )
     a = adjacency + torch.eye(adjacency.shape[0], dtype=adjacency.dtype)
     d = a.sum(1).rsqrt()
     return d[:, None] * a * d[None, :]
@@ -242,6 +273,11 @@ class GCN(nn.Module):
         self, x: Tensor, a_hat: Tensor, every_layer: bool = False
     ) -> Tensor | list[Tensor]:
         """``H_depth``, or with ``every_layer=True`` the list ``[H_0, ..., H_depth]``."""
+        if a_hat.shape != (len(x), len(x)):
+            raise ValueError(
+                f"a_hat must be ({len(x)}, {len(x)}) for {len(x)} nodes (rows of x), "
+                f"got {tuple(a_hat.shape)}: pass normalized_adjacency(adjacency)"
+            )
         h = self.input(x)
         hs = [h]
         for layer in self.layers:

@@ -703,6 +703,11 @@ class EfficientNet(nn.Module):
         stages: Sequence[tuple[int, int, int, int, int, int]] = EFFICIENTNET_B0,
     ) -> None:
         super().__init__()
+        if width_mult <= 0 or depth_mult <= 0 or resolution <= 0:
+            raise ValueError(
+                f"width_mult, depth_mult and resolution must be positive, got {width_mult}, "
+                f"{depth_mult}, {resolution} (B0 is 1.0, 1.0, 224)"
+            )
         self.resolution = resolution
         widths = [(scale_width(s[3], width_mult), scale_width(s[4], width_mult)) for s in stages]
         layers: list[nn.Module] = [conv_bn_act(in_channels, widths[0][0], 3, stride=2)]

@@ -71,6 +71,7 @@ class TinyViT(nn.Module):
         if image_size % patch_size:
             raise ValueError(f"patch_size {patch_size} must divide image_size {image_size}")
         tokens = (image_size // patch_size) ** 2
+        self.image_size, self.in_channels = image_size, in_channels
         self.patch_embed = nn.Conv2d(in_channels, dim, patch_size, stride=patch_size)
         self.cls_token = nn.Parameter(torch.zeros(1, 1, dim))
         self.pos_embed = nn.Parameter(torch.randn(1, tokens + 1, dim) * 0.02)
@@ -81,6 +82,12 @@ class TinyViT(nn.Module):
         self.head = nn.Linear(dim, num_classes)
 
     def forward(self, x: Tensor) -> Tensor:
+        expected = (self.in_channels, self.image_size, self.image_size)
+        if x.dim() != 4 or tuple(x.shape[1:]) != expected:
+            raise ValueError(
+                f"this TinyViT takes (batch, {', '.join(map(str, expected))}) images, got shape "
+                f"{tuple(x.shape)}; build it with image_size= and in_channels= of your data"
+            )
         patches = self.patch_embed(x).flatten(2).transpose(1, 2)  # (batch, N, dim)
         cls = self.cls_token.expand(len(x), -1, -1)
         z = self.blocks(torch.cat([cls, patches], dim=1) + self.pos_embed)

@@ -147,8 +147,10 @@ def test_tiny_vit_residual_changes_the_output_and_patch_must_divide():
     x = torch.randn(2, 1, 8, 8)
     assert a(x).shape == (2, 10)
     assert not torch.allclose(a(x), b(x))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="must divide"):
         modern.TinyViT(8, 3)
+    with pytest.raises(ValueError, match=r"takes \(batch, 1, 8, 8\) images"):
+        a(torch.randn(2, 1, 16, 16))  # images of another size: a clear error, not a broadcast
 
 
 def test_sampler_is_reproducible_distinct_and_valid():
@@ -191,3 +193,8 @@ def test_efficientnet_cost_counts_the_real_network():
     real = torchvision.models.efficientnet_b0()
     assert params == rl.count_parameters(real)
     assert macs == rl.efficiency.multiply_adds(real, (1, 3, 64, 64))
+
+
+def test_efficientnet_refuses_non_positive_coefficients():
+    with pytest.raises(ValueError, match="must be positive"):
+        rl.models.efficientnet(0.0, 1.0, 224)

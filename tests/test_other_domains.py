@@ -294,3 +294,26 @@ def test_train_reverse_and_map_in_workers():
     assert rl_train.map_in_workers(dict, jobs, processes=2) == jobs  # in worker processes, in order
     with pytest.raises(TypeError, match="Pass processes=1"):
         rl_train.map_in_workers(lambda **kw: kw, jobs, processes=2)
+
+
+def test_bad_inputs_get_clear_errors():
+    block = dom.TransformerBlock(8, 2)
+    with pytest.raises(ValueError, match=r"\(batch, tokens, 8\)"):
+        block(torch.randn(3, 5, 6))  # wrong width
+    with pytest.raises(ValueError, match="norm must be one of"):
+        dom.TransformerBlock(8, 2, norm="middle")
+    model = dom.TinyTransformer(1, vocab=4, length=5)
+    with pytest.raises(ValueError, match="length at most 5"):
+        model(torch.zeros(2, 6, dtype=torch.long))
+    net = dom.RecurrentNet(3, 4, 2)
+    with pytest.raises(ValueError, match=r"\(batch, time, 3\)"):
+        net(torch.randn(2, 3))  # no time axis
+    with pytest.raises(ValueError, match="square"):
+        dom.normalized_adjacency(torch.ones(2, 3))
+    with pytest.raises(ValueError, match="symmetric"):
+        dom.normalized_adjacency(torch.tensor([[0.0, 1.0], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match="self-loops"):
+        dom.normalized_adjacency(torch.eye(3))
+    gcn = dom.GCN(2, 4, 2, 2)
+    with pytest.raises(ValueError, match="normalized_adjacency"):
+        gcn(torch.randn(5, 2), torch.eye(4))
