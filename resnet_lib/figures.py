@@ -188,6 +188,19 @@ def _path(ax: Axes, points: list[tuple[float, float]], color: str = INK, lw: flo
     _arrow(ax, points[-2], points[-1], color=color, lw=lw)
 
 
+def _shortcut(
+    ax: Axes, x: float, y_from: float, y_add: float, out: float, label: str | None = None
+) -> None:
+    """The identity shortcut of a block drawn as a column at ``x``: from ``(x, y_from)`` out to
+    ``x + out``, down to the addition at ``y_add``, and into its circle; ``label`` (italic)
+    beside the vertical part."""
+    right = x + out
+    _path(ax, [(x, y_from), (right, y_from), (right, y_add), (x + 0.15, y_add)], SHORTCUT, 1.6)
+    if label:
+        mid = (y_from + y_add) / 2
+        _label(ax, right + 0.1, mid, label, color=SHORTCUT, ha="left", style="italic")
+
+
 def _add(ax: Axes, x: float, y: float, r: float = 0.15) -> None:
     """The element-wise addition of a residual block."""
     ax.add_patch(Circle((x, y), r, facecolor="white", edgecolor=INK, lw=1.2, zorder=2))
@@ -249,12 +262,7 @@ def plain_vs_residual() -> Diagram:
     _arrow(ax, (x, ys[3] - 0.18), (x, y_add + 0.15))
     _label(ax, x - 0.2, (ys[3] - 0.18 + y_add + 0.15) / 2, "F(x)", style="italic", ha="right")
     _add(ax, x, y_add)
-    _path(
-        ax,
-        [(x, top - 0.05), (x + 1.25, top - 0.05), (x + 1.25, y_add), (x + 0.15, y_add)],
-        color=SHORTCUT,
-        lw=1.6,
-    )
+    _shortcut(ax, x, top - 0.05, y_add, 1.25)
     _label(
         ax, x + 1.35, (top + y_add) / 2, "x\nidentity", color=SHORTCUT, ha="left", style="italic"
     )
@@ -305,15 +313,7 @@ def basic_vs_bottleneck() -> Diagram:
         y_relu = y_add - 0.5
         _arrow(ax, (x, ys[-1] - 0.18), (x, y_add + 0.15))
         _add(ax, x, y_add)
-        _path(
-            ax,
-            [(x, top), (x + 1.2, top), (x + 1.2, y_add), (x + 0.15, y_add)],
-            color=SHORTCUT,
-            lw=1.6,
-        )
-        _label(
-            ax, x + 1.3, (top + y_add) / 2, "identity", color=SHORTCUT, ha="left", style="italic"
-        )
+        _shortcut(ax, x, top, y_add, 1.2, "identity")
         _arrow(ax, (x, y_add - 0.15), (x, y_relu + 0.18))
         _box(ax, x, y_relu, "ReLU", "relu")
         _arrow(ax, (x, y_relu - 0.18), (x, y_relu - 0.45))
@@ -748,12 +748,7 @@ def highway_vs_residual() -> Diagram:
     _arrow(ax, (xr, ys[-1] - 0.18), (xr, y_radd + 0.15))
     _label(ax, xr - 0.2, 1.8, "F(x)", style="italic", ha="right")
     _add(ax, xr, y_radd)
-    _path(
-        ax,
-        [(xr, y_split), (xr + 1.15, y_split), (xr + 1.15, y_radd), (xr + 0.15, y_radd)],
-        color=SHORTCUT,
-        lw=1.6,
-    )
+    _shortcut(ax, xr, y_split, y_radd, 1.15)
     _label(ax, xr + 1.25, 2.7, "x\nidentity\n(factor 1)", color=SHORTCUT, style="italic", ha="left")
     _arrow(ax, (xr, y_radd - 0.15), (xr, 1.0 + 0.18))
     _box(ax, xr, 1.0, "ReLU", "relu", w=1.3)
@@ -894,15 +889,7 @@ def original_vs_preact() -> Diagram:
         _stack(ax, x, ys, layers, w=1.3, h=0.34)
         _arrow(ax, (x, ys[-1] - 0.17), (x, y_add + 0.15))
         _add(ax, x, y_add)
-        _path(
-            ax,
-            [(x, top), (x + 1.15, top), (x + 1.15, y_add), (x + 0.15, y_add)],
-            color=SHORTCUT,
-            lw=1.6,
-        )
-        _label(
-            ax, x + 1.25, (top + y_add) / 2, "identity", color=SHORTCUT, ha="left", style="italic"
-        )
+        _shortcut(ax, x, top, y_add, 1.15, "identity")
         if after:
             y_relu = y_add - 0.55
             _arrow(ax, (x, y_add - 0.15), (x, y_relu + 0.17))
@@ -1147,12 +1134,7 @@ def residual_forms() -> Diagram:
         _box(ax, x1, y0 - 1.07, name, "conv", w=1.3, h=0.42, size=FONT - 1.5)
         _arrow(ax, (x1, y0 - 1.28), (x1, y0 - 1.5))
         _add(ax, x1, y0 - 1.65)
-        _path(
-            ax,
-            [(x1, y0), (x1 + 0.95, y0), (x1 + 0.95, y0 - 1.65), (x1 + 0.15, y0 - 1.65)],
-            color=SHORTCUT,
-            lw=1.6,
-        )
+        _shortcut(ax, x1, y0, y0 - 1.65, 0.95)
     ax.plot([x1, x1], [top - 0.12, 4.25], color=INK, lw=1.2, zorder=1)
     ax.plot([x1, x1], [4.25 - 1.8, 2.35], color=INK, lw=1.2, zorder=1)
     _arrow(ax, (x1, 2.35 - 1.8), (x1, 0.35))
@@ -1171,12 +1153,7 @@ def residual_forms() -> Diagram:
     )
     _arrow(ax, (x2, 3.2 - 0.25), (x2, 2.0 + 0.15))
     _add(ax, x2, 2.0)
-    _path(
-        ax,
-        [(x2, 4.15), (x2 + 0.95, 4.15), (x2 + 0.95, 2.0), (x2 + 0.15, 2.0)],
-        color=SHORTCUT,
-        lw=1.6,
-    )
+    _shortcut(ax, x2, 4.15, 2.0, 0.95)
     _label(ax, x2 + 1.0, 3.2, "h$_{t-1}$", color=SHORTCUT, style="italic", ha="left", size=FONT - 1)
     _arrow(ax, (x2, 2.0 - 0.15), (x2, 1.1))
     _label(ax, x2, 0.95, "h$_t$ (to step t + 1)", style="italic", size=FONT)
@@ -1199,12 +1176,7 @@ def residual_forms() -> Diagram:
     _arrow(ax, (x3, 4.15), (x3, 3.55 + 0.17))
     _arrow(ax, (x3, 2.35 - 0.17), (x3, 1.75 + 0.15))
     _add(ax, x3, 1.75)
-    _path(
-        ax,
-        [(x3, 4.15), (x3 + 0.95, 4.15), (x3 + 0.95, 1.75), (x3 + 0.15, 1.75)],
-        color=SHORTCUT,
-        lw=1.6,
-    )
+    _shortcut(ax, x3, 4.15, 1.75, 0.95)
     _arrow(ax, (x3, 1.75 - 0.15), (x3, 1.1))
     _label(ax, x3, 0.95, "H$^{(l+1)}$", style="italic", size=FONT)
     _label(
@@ -1274,9 +1246,8 @@ def bottleneck_vs_mbconv() -> Diagram:
         y_add = ys[-1] - 0.5
         _arrow(ax, (x, ys[-1] - 0.18), (x, y_add + 0.15))
         _add(ax, x, y_add)
-        side = x + 1.7
-        _path(ax, [(x, top), (side, top), (side, y_add), (x + 0.15, y_add)], SHORTCUT, 1.6)
-        _label(ax, side + 0.1, (top + y_add) / 2, "identity", color=SHORTCUT, ha="left")
+        _shortcut(ax, x, top, y_add, 1.7)
+        _label(ax, x + 1.8, (top + y_add) / 2, "identity", color=SHORTCUT, ha="left")
         y_out = y_add - 0.45
         if d == 256:  # the bottleneck applies ReLU after the addition, MBConv nothing
             _arrow(ax, (x, y_add - 0.15), (x, y_add - 0.37))

@@ -94,11 +94,6 @@ class TinyViT(nn.Module):
         return self.head(self.norm(z[:, 0]))
 
 
-def tiny_vit(**kwargs) -> TinyViT:
-    """A :class:`TinyViT` with the options given by keyword (picklable with functools.partial)."""
-    return TinyViT(**kwargs)
-
-
 #: The choices random search draws from: the shortcut of every block, the width of the first
 #: stage (doubled in each of the next two, as in He et al. 2016a) and the depth (6n+2).
 SEARCH_SPACE = {
